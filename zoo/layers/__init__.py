@@ -1,0 +1,29 @@
+"""Layers of the zoo: blocks (each knows its forward and its inverse), units
+(stacked blocks at one resolution) and the small layers the models need."""
+
+from zoo.layers.base import Block, Coupling, CouplingBlock, InvertibleBlock, WeightSpec
+from zoo.layers.hamiltonian import HamiltonianBlock
+from zoo.layers.multistep import LeapfrogBlock, MidpointBlock
+from zoo.layers.preprocessing import PerImageStandardization
+from zoo.layers.residual import ResidualBlock
+from zoo.layers.revnet import RevNetBlock, RevNetDownsampleBlock
+from zoo.layers.transition import PoolAndPad
+from zoo.layers.unit import ReversibleUnit, StackedUnit
+
+__all__ = [
+    "Block",
+    "Coupling",
+    "CouplingBlock",
+    "HamiltonianBlock",
+    "InvertibleBlock",
+    "LeapfrogBlock",
+    "MidpointBlock",
+    "PerImageStandardization",
+    "PoolAndPad",
+    "ResidualBlock",
+    "ReversibleUnit",
+    "RevNetBlock",
+    "RevNetDownsampleBlock",
+    "StackedUnit",
+    "WeightSpec",
+]

@@ -1,0 +1,80 @@
+"""Hamiltonian block of Chang et al. (AAAI 2018), Eq. 10."""
+
+import keras
+import tensorflow as tf
+
+from zoo.layers import ops
+from zoo.layers.base import Coupling, CouplingBlock, WeightSpec
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class HamiltonianBlock(CouplingBlock):
+    """One Verlet step of the Hamiltonian network (Chang et al. 2018, Eq. 10):
+
+        Y_{j+1} = Y_j     + h K_{j1}^T σ(K_{j1} Z_j     + b_{j1})
+        Z_{j+1} = Z_j     − h K_{j2}^T σ(K_{j2} Y_{j+1} + b_{j2})
+
+    The input's channels are split into halves Y (first) and Z (second), as in
+    the authors' code; σ is ReLU and K^T is the transposed convolution with the
+    same kernel. Each half has C/2 channels and so do the hidden features.
+    The step is symplectic and exactly invertible:
+
+        Z_j = Z_{j+1} + h K_{j2}^T σ(K_{j2} Y_{j+1} + b_{j2})
+        Y_j = Y_{j+1} − h K_{j1}^T σ(K_{j1} Z_j     + b_{j1})
+
+    Args:
+      h: step size (0.1 in the paper's experiments).
+      kernel_size: spatial size of K (3).
+      kernel_initializer, bias_initializer: for a standalone block and for
+        each slice of a stacked unit.
+    """
+
+    def __init__(self, h=0.1, kernel_size=3, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        self.h = float(h)
+        self.kernel_size = int(kernel_size)
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+
+    def weight_specs(self, channels):
+        if channels % 2:
+            raise ValueError(
+                f"HamiltonianBlock splits channels into halves Y and Z; got {channels} channels."
+            )
+        half = channels // 2
+        k = self.kernel_size
+        return {
+            "k1": WeightSpec((k, k, half, half), self.kernel_initializer, "kernel"),
+            "b1": WeightSpec((half,), self.bias_initializer, "bias"),
+            "k2": WeightSpec((k, k, half, half), self.kernel_initializer, "kernel"),
+            "b2": WeightSpec((half,), self.bias_initializer, "bias"),
+        }
+
+    def input_to_state(self, x):
+        return tuple(tf.split(x, 2, axis=-1))
+
+    def state_to_output(self, state):
+        return tf.concat(state, axis=-1)
+
+    def _momentum_update(self, z, w, step, training, stats):
+        return self.h * ops.conv_transpose(ops.relu(ops.conv(z, w["k1"]) + w["b1"]), w["k1"])
+
+    def _position_update(self, y, w, step, training, stats):
+        return -self.h * ops.conv_transpose(ops.relu(ops.conv(y, w["k2"]) + w["b2"]), w["k2"])
+
+    def couplings(self):
+        return (
+            Coupling(target=0, source=1, fn=self._momentum_update),
+            Coupling(target=1, source=0, fn=self._position_update),
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            h=self.h,
+            kernel_size=self.kernel_size,
+            kernel_initializer=self.kernel_initializer,
+            bias_initializer=self.bias_initializer,
+        )
+        return config

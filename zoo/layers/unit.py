@@ -1,0 +1,171 @@
+"""Units: `depth` blocks of one type at one resolution, with stacked weights."""
+
+import keras
+import tensorflow as tf
+
+from zoo import engine
+from zoo.initializers import StackedInitializer
+from zoo.layers.base import Block, InvertibleBlock, update_moving_statistics
+from zoo.regularizers import StackedKernelRegularizer
+
+
+def _deserialize_block(block):
+    if isinstance(block, dict):
+        block = keras.saving.deserialize_keras_object(block)
+    if not isinstance(block, Block):
+        raise TypeError(f"A unit needs a zoo Block, got {type(block).__name__}.")
+    return block
+
+
+class _TemplateHolder:
+    """Keeps the template block out of Keras' layer tracking.
+
+    The template only supplies mathematics and weight shapes; its own
+    variables are never created, and tracking it would make Keras count and
+    save an empty, never-built sublayer.
+    """
+
+    def __init__(self, block):
+        self.block = block
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class StackedUnit(keras.layers.Layer):
+    """`depth` consecutive blocks of one type, run as a loop over stacked weights.
+
+    Every weight of the block becomes one variable of shape (depth, *shape), so
+    the traced graph (and the time to build it) does not grow with depth.
+    Backprop is ordinary autodiff through the loop; `ReversibleUnit` adds the
+    memory-free backward pass for invertible blocks.
+
+    Args:
+      block: a `zoo.layers` block (or its serialised config) used as template:
+        its hyper-parameters, not its weights, are used.
+      depth: number of blocks.
+      weight_decay: coefficient λ of (λ/2) Σ ||K_j||² on the kernels.
+      smoothness_decay: coefficient of the weight-smoothness term of Eq. 22.
+      h: time step used by the smoothness term (defaults to block.h or 1).
+    """
+
+    def __init__(self, block, depth, weight_decay=0.0, smoothness_decay=0.0, h=None, **kwargs):
+        super().__init__(**kwargs)
+        block = _deserialize_block(block)
+        if int(depth) < 1:
+            raise ValueError(f"depth must be at least 1, got {depth}.")
+        # The template computes in this unit's dtype policy.
+        config = block.get_config()
+        config["dtype"] = self.dtype_policy
+        self._template = _TemplateHolder(block.__class__.from_config(config))
+        self.depth = int(depth)
+        self.weight_decay = float(weight_decay)
+        self.smoothness_decay = float(smoothness_decay)
+        self.h = float(h if h is not None else getattr(block, "h", 1.0))
+        self._stacked = {}
+
+    @property
+    def block(self):
+        return self._template.block
+
+    def build(self, input_shape):
+        channels = int(input_shape[-1])
+        regularizer = None
+        if self.weight_decay or self.smoothness_decay:
+            regularizer = StackedKernelRegularizer(self.weight_decay, self.smoothness_decay, self.h)
+        for name, spec in self.block.weight_specs(channels).items():
+            self._stacked[name] = self.add_weight(
+                name=name,
+                shape=(self.depth,) + tuple(spec.shape),
+                initializer=StackedInitializer(spec.initializer),
+                regularizer=regularizer if spec.role == "kernel" else None,
+                trainable=spec.trainable,
+                autocast=spec.autocast,
+            )
+
+    def _split_weights(self):
+        trainable, constants = {}, {}
+        for name, v in self._stacked.items():
+            (trainable if v.trainable else constants)[name] = v.value
+        return trainable, constants
+
+    def _run(self, state, trainable, constants, training):
+        return engine.run_forward(self.block, state, {**trainable, **constants}, training)
+
+    def call(self, inputs, training=None):
+        training = bool(training)
+        # The state is carried in the variable dtype (float32 under mixed
+        # precision); the blocks compute their updates in the compute dtype.
+        x = tf.cast(inputs, self.variable_dtype)
+        state = self.block.unit_entry(x)
+        trainable, constants = self._split_weights()
+        state, stats = self._run(state, trainable, constants, training)
+        if training and stats:
+            update_moving_statistics(self._stacked, stats)
+        return tf.cast(self.block.unit_exit(state), self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.block.output_channels(input_shape[-1]),)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            block=keras.saving.serialize_keras_object(self.block),
+            depth=self.depth,
+            weight_decay=self.weight_decay,
+            smoothness_decay=self.smoothness_decay,
+            h=self.h,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class ReversibleUnit(StackedUnit):
+    """A `StackedUnit` of invertible blocks that backpropagates without stored
+    activations (Chang et al. 2018, Section 3; Gomez et al. 2017).
+
+    With reversible=True the forward pass keeps only the unit's output; the
+    backward pass rebuilds each block's input from its output and recomputes
+    that block's local gradient (`zoo.engine.run_reversible`). Activation
+    memory is then independent of depth. With reversible=False the same
+    weights and mathematics train with ordinary autodiff, for comparison.
+    Batch-norm moving statistics are updated once, by the forward pass.
+    """
+
+    def __init__(self, block, depth, reversible=True, **kwargs):
+        block = _deserialize_block(block)
+        if not isinstance(block, InvertibleBlock):
+            raise TypeError(
+                f"ReversibleUnit needs an invertible block; {type(block).__name__} is not. "
+                "Use StackedUnit for non-invertible blocks."
+            )
+        super().__init__(block, depth, **kwargs)
+        self.reversible = bool(reversible)
+
+    def _run(self, state, trainable, constants, training):
+        if not self.reversible:
+            return super()._run(state, trainable, constants, training)
+        return engine.run_reversible(self.block, state, trainable, constants, training)
+
+    def forward(self, x, training=False):
+        """The unit's map on a tensor (alias of calling the layer)."""
+        return self(x, training=training)
+
+    def inverse(self, y):
+        """Rebuilds the unit's input state from its final state (inference mode)."""
+        trainable, constants = self._split_weights()
+        weights = {**trainable, **constants}
+        state = tuple(tf.cast(s, self.variable_dtype) for s in y)
+        for j in reversed(range(self.depth)):
+            state = self.block.inverse_step(state, {n: w[j] for n, w in weights.items()}, j, False)
+        return state
+
+    def forward_state(self, state, training=False):
+        """Runs the unit on a full state tuple and returns the full final state."""
+        trainable, constants = self._split_weights()
+        state = tuple(tf.cast(s, self.variable_dtype) for s in state)
+        out, _ = engine.run_forward(self.block, state, {**trainable, **constants}, training)
+        return out
+
+    def get_config(self):
+        config = super().get_config()
+        config["reversible"] = self.reversible
+        return config

@@ -1,0 +1,102 @@
+"""Pieces every model builder shares: input checks, stem, head, weights."""
+
+import os
+
+import keras
+
+from zoo.layers import PerImageStandardization
+from zoo.regularizers import weight_decay_regularizer
+
+DEFAULT_INPUT_SHAPE = (32, 32, 3)
+# Two 2× downsamplings: the last unit must still see at least 2×2 pixels.
+MIN_SIZE = 8
+
+
+def validate_input_shape(input_shape, include_top):
+    """Checks (H, W, C) and returns it as a tuple (H and W may be None only
+    without the classifier's fixed input)."""
+    if input_shape is None:
+        return DEFAULT_INPUT_SHAPE
+    try:
+        shape = tuple(None if d is None else int(d) for d in input_shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"input_shape must be (height, width, channels), got {input_shape!r}.")
+    if len(shape) != 3:
+        raise ValueError(
+            f"input_shape must be (height, width, channels), got {input_shape!r} "
+            f"with {len(shape)} dimensions."
+        )
+    h, w, c = shape
+    if c is None or c < 1:
+        raise ValueError(f"The number of channels must be known and positive, got {input_shape!r}.")
+    for size in (h, w):
+        if size is None:
+            continue
+        if size < MIN_SIZE:
+            raise ValueError(
+                f"Images must be at least {MIN_SIZE}×{MIN_SIZE} pixels; got input_shape {input_shape!r}."
+            )
+    return shape
+
+
+def validate_head(include_top, classes, pooling, classifier_activation):
+    if pooling not in (None, "avg", "max"):
+        raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}.")
+    if include_top and (not isinstance(classes, int) or classes < 1):
+        raise ValueError(f"classes must be a positive integer, got {classes!r}.")
+
+
+def model_inputs(input_shape, input_tensor=None):
+    """The image input (values in [0, 255], any real or integer dtype) and
+    its per-image standardisation."""
+    if input_tensor is not None:
+        inputs = input_tensor
+    else:
+        inputs = keras.Input(shape=input_shape, name="images")
+    return inputs, PerImageStandardization(name="standardize")(inputs)
+
+
+def stem(x, channels, weight_decay, use_bias=False):
+    """3×3 convolution + BN + ReLU (the opening layer of every model)."""
+    x = keras.layers.Conv2D(
+        channels, 3, padding="same", use_bias=use_bias, name="stem_conv",
+        kernel_initializer="he_normal",
+        kernel_regularizer=weight_decay_regularizer(weight_decay),
+    )(x)
+    x = keras.layers.BatchNormalization(name="stem_bn")(x)
+    return keras.layers.ReLU(name="stem_relu")(x)
+
+
+def head(x, inputs, name, *, include_top, classes, pooling, classifier_activation,
+         weight_decay, final_norm=True):
+    """Optional final BN + ReLU, then pooling and the classifier; returns the Model."""
+    if final_norm:
+        x = keras.layers.BatchNormalization(name="final_bn")(x)
+        x = keras.layers.ReLU(name="final_relu")(x)
+    if include_top:
+        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        # The classifier runs in the variable dtype (float32 under mixed precision).
+        x = keras.layers.Dense(
+            classes,
+            activation=classifier_activation,
+            kernel_regularizer=weight_decay_regularizer(weight_decay),
+            dtype=keras.config.dtype_policy().variable_dtype,
+            name="predictions",
+        )(x)
+    elif pooling == "avg":
+        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    elif pooling == "max":
+        x = keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
+    return keras.Model(inputs, x, name=name)
+
+
+def load_weights(model, weights):
+    """weights: None (random initialisation) or the path of a Keras weights file."""
+    if weights is None:
+        return model
+    if isinstance(weights, (str, os.PathLike)) and os.path.exists(weights):
+        model.load_weights(weights)
+        return model
+    raise ValueError(
+        f"weights must be None or the path of an existing weights file, got {weights!r}."
+    )

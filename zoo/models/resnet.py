@@ -1,0 +1,69 @@
+"""CIFAR ResNets of He et al. (CVPR 2016, Section 4.2): the non-reversible baseline."""
+
+from zoo.layers import ResidualBlock, StackedUnit
+from zoo.models import common
+from zoo.registry import register_model
+
+
+def cifar_resnet(
+    blocks_per_stage,
+    name,
+    *,
+    widths=(16, 32, 64),
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=10,
+    classifier_activation="softmax",
+    reversible=False,
+    weight_decay=0.0,
+    smoothness_decay=0.0,
+):
+    """ResNet-(6n+2): 3×3 conv to 16 channels + BN + ReLU, three stages of n
+    basic blocks at 16, 32, 64 channels (the first block of stages 2 and 3
+    has stride 2 and a zero-padded identity shortcut, option A), global
+    average pooling, dense.
+
+    `reversible` is accepted for a uniform builder signature; a ResNet block is
+    not invertible, so only reversible=False is valid. `smoothness_decay`
+    applies across the stacked blocks of each stage.
+    """
+    if reversible:
+        raise ValueError("ResNet blocks are not invertible; build ResNets with reversible=False.")
+    input_shape = common.validate_input_shape(input_shape, include_top)
+    common.validate_head(include_top, classes, pooling, classifier_activation)
+    n = int(blocks_per_stage)
+    inputs, x = common.model_inputs(input_shape, input_tensor)
+    x = common.stem(x, widths[0], weight_decay)
+    for k, width in enumerate(widths):
+        depth = n
+        if k > 0:
+            x = ResidualBlock(width, strides=2, name=f"stage{k + 1}_downsample")(x)
+            depth = n - 1
+        if depth > 0:
+            x = StackedUnit(
+                ResidualBlock(), depth, weight_decay=weight_decay,
+                smoothness_decay=smoothness_decay, name=f"stage{k + 1}",
+            )(x)
+    model = common.head(
+        x, inputs, name, include_top=include_top, classes=classes, pooling=pooling,
+        classifier_activation=classifier_activation, weight_decay=weight_decay,
+        final_norm=False,
+    )
+    return common.load_weights(model, weights)
+
+
+@register_model("resnet-32", family="resnet", paper_params=0.46e6)
+def ResNet32(**kwargs):
+    """ResNet-32 (n = 5)."""
+    kwargs.setdefault("reversible", False)
+    return cifar_resnet(5, "resnet_32", **kwargs)
+
+
+@register_model("resnet-110", family="resnet", paper_params=1.7e6)
+def ResNet110(**kwargs):
+    """ResNet-110 (n = 18)."""
+    kwargs.setdefault("reversible", False)
+    return cifar_resnet(18, "resnet_110", **kwargs)

@@ -1,0 +1,90 @@
+"""The registry of model names.
+
+A model name is an architecture name ("hamiltonian-74") optionally followed by
+a dataset suffix ("-cifar10", "-cifar100", "-stl10") that sets the number of
+classes and the input size.
+"""
+
+import dataclasses
+import difflib
+import fnmatch
+from typing import Callable, Optional
+
+DATASETS = {
+    "cifar10": {"classes": 10, "input_shape": (32, 32, 3)},
+    "cifar100": {"classes": 100, "input_shape": (32, 32, 3)},
+    "stl10": {"classes": 10, "input_shape": (96, 96, 3)},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    builder: Callable
+    family: str
+    # Parameter count reported in Table 1 of Chang et al. (2018).
+    paper_params: Optional[float] = None
+
+
+_MODELS = {}
+
+
+def register_model(name, family, paper_params=None):
+    """Decorator registering a builder function under `name`."""
+
+    def decorator(fn):
+        if name in _MODELS:
+            raise ValueError(f"Model {name!r} is registered twice.")
+        _MODELS[name] = ModelEntry(name, fn, family, paper_params)
+        return fn
+
+    return decorator
+
+
+def list_models(filter="", with_datasets=False):
+    """Sorted names of the buildable models.
+
+    Args:
+      filter: optional shell-style pattern, e.g. "hamiltonian-*".
+      with_datasets: also list every name with each dataset suffix.
+    """
+    names = sorted(_MODELS)
+    if with_datasets:
+        names = names + sorted(f"{m}-{d}" for m in _MODELS for d in DATASETS)
+    if filter:
+        names = [n for n in names if fnmatch.fnmatch(n, filter)]
+    return names
+
+
+def parse_name(name):
+    """Splits a model name into (ModelEntry, dataset-specific kwargs)."""
+    if not isinstance(name, str):
+        raise TypeError(f"A model name must be a string, got {type(name).__name__}.")
+    key = name.strip().lower()
+    if key in _MODELS:
+        return _MODELS[key], {}
+    for dataset, defaults in DATASETS.items():
+        suffix = "-" + dataset
+        if key.endswith(suffix) and key[: -len(suffix)] in _MODELS:
+            return _MODELS[key[: -len(suffix)]], dict(defaults)
+    close = difflib.get_close_matches(key, list_models(with_datasets=True), n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise ValueError(
+        f"Unknown model {name!r}.{hint} zoo.list_models() lists the architectures; "
+        f"each also takes a dataset suffix ({', '.join('-' + d for d in DATASETS)})."
+    )
+
+
+def get_entry(name):
+    return parse_name(name)[0]
+
+
+def build(name, **kwargs):
+    """Builds an untrained keras.Model by name.
+
+    Keyword arguments go to the builder (keras.applications signature plus
+    reversible, weight_decay, smoothness_decay, h); they override the
+    dataset suffix's classes and input_shape.
+    """
+    entry, defaults = parse_name(name)
+    return entry.builder(**{**defaults, **kwargs})
