@@ -187,3 +187,16 @@ def test_per_image_standardization_is_scale_free_and_takes_uint8():
                                atol=1e-5)
     np.testing.assert_allclose(a, b, atol=1e-4)
     assert a.dtype == tf.float32
+
+
+@pytest.mark.parametrize("block,shapes", [
+    (HamiltonianBlock(), [(2, 6, 6, 4), (2, 6, 6, 4)]),
+    (RevNetBlock(), [(2, 6, 6, 4), (2, 6, 6, 4)]),
+    (LeapfrogBlock(), [(2, 6, 6, 3), (2, 6, 6, 3)])],
+    ids=lambda p: type(p).__name__ if not isinstance(p, list) else "")
+def test_forward_and_inverse_build_an_unbuilt_block(block, shapes):
+    state = tuple(tf.random.normal(s) for s in shapes)
+    back = block.inverse(block.forward(state))
+    for a, b in zip(state, back):
+        np.testing.assert_allclose(b, a, atol=1e-5)
+    assert block.built and len(block.trainable_weights) > 0

@@ -10,6 +10,7 @@ import difflib
 import fnmatch
 from typing import Callable, Optional
 
+# What a dataset suffix sets on a builder.
 DATASETS = {
     "cifar10": {"classes": 10, "input_shape": (32, 32, 3)},
     "cifar100": {"classes": 100, "input_shape": (32, 32, 3)},
@@ -56,17 +57,17 @@ def list_models(filter="", with_datasets=False):
     return names
 
 
-def parse_name(name):
-    """Splits a model name into (ModelEntry, dataset-specific kwargs)."""
+def split_name(name):
+    """Splits a model name into (ModelEntry, dataset name or None)."""
     if not isinstance(name, str):
         raise TypeError(f"A model name must be a string, got {type(name).__name__}.")
     key = name.strip().lower()
     if key in _MODELS:
-        return _MODELS[key], {}
-    for dataset, defaults in DATASETS.items():
+        return _MODELS[key], None
+    for dataset in DATASETS:
         suffix = "-" + dataset
         if key.endswith(suffix) and key[: -len(suffix)] in _MODELS:
-            return _MODELS[key[: -len(suffix)]], dict(defaults)
+            return _MODELS[key[: -len(suffix)]], dataset
     close = difflib.get_close_matches(key, list_models(with_datasets=True), n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     raise ValueError(
@@ -76,7 +77,7 @@ def parse_name(name):
 
 
 def get_entry(name):
-    return parse_name(name)[0]
+    return split_name(name)[0]
 
 
 def build(name, **kwargs):
@@ -86,5 +87,6 @@ def build(name, **kwargs):
     reversible, weight_decay, smoothness_decay, h); they override the
     dataset suffix's classes and input_shape.
     """
-    entry, defaults = parse_name(name)
+    entry, dataset = split_name(name)
+    defaults = DATASETS[dataset] if dataset else {}
     return entry.builder(**{**defaults, **kwargs})

@@ -227,17 +227,20 @@ class InvertibleBlock(Block):
         )
         return inputs, tuple(g[0]), dict(zip(names, g[1]))
 
-    def forward(self, state, training=False):
+    def _build_from_state(self, state):
         if not self.built:
-            self.build(_state_shape(state))
+            # The layer input that corresponds to this state fixes the shapes.
+            self.build(_shape_of(self.state_to_output(tuple(state))))
+
+    def forward(self, state, training=False):
+        self._build_from_state(state)
         state, _ = self.forward_step(
             tuple(state), self.own_weights(), self.standalone_step, training
         )
         return state
 
     def inverse(self, state, training=False):
-        if not self.built:
-            self.build(_state_shape(state))
+        self._build_from_state(state)
         return self.inverse_step(
             tuple(state), self.own_weights(), self.standalone_step, training
         )
@@ -357,5 +360,7 @@ def _channels_of(input_shape):
     return int(channels)
 
 
-def _state_shape(state):
-    return [tuple(t.shape) for t in state] if len(state) > 1 else tuple(state[0].shape)
+def _shape_of(tensors):
+    if isinstance(tensors, (list, tuple)):
+        return [tuple(t.shape) for t in tensors]
+    return tuple(tensors.shape)

@@ -1,0 +1,82 @@
+"""What must not grow with depth: activation memory per sample (reversible) and
+the traced graph (always)."""
+
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import zoo
+from tests.helpers import train_step_peak_bytes
+
+
+def _activation_bytes_per_sample(name, reversible):
+    """Slope of the training step's allocator peak over batch size (8 → 32):
+    weights, gradients and optimizer state cancel, activations remain."""
+    peaks = {}
+    for batch in (8, 32):
+        keras.utils.set_random_seed(0)
+        model = zoo.build(name, reversible=reversible)
+        peaks[batch] = train_step_peak_bytes(model, batch)
+        keras.backend.clear_session()
+    return (peaks[32] - peaks[8]) / 24
+
+
+def test_activation_memory_does_not_grow_with_depth():
+    rev = {n: _activation_bytes_per_sample(n, True)
+           for n in ("hamiltonian-74", "hamiltonian-1202")}
+    plain = {n: _activation_bytes_per_sample(n, False)
+             for n in ("hamiltonian-74", "hamiltonian-218")}
+    print("reversible bytes/sample", rev, "autodiff bytes/sample", plain)
+    assert rev["hamiltonian-74"] > 0
+    assert rev["hamiltonian-1202"] <= 1.3 * rev["hamiltonian-74"]
+    # Autodiff stores every block's activations: 3× the blocks, >2× the memory.
+    assert plain["hamiltonian-218"] >= 2.0 * plain["hamiltonian-74"]
+    assert plain["hamiltonian-74"] > rev["hamiltonian-74"]
+
+
+def _traced_train_step(model):
+    optimizer = keras.optimizers.SGD(0.1)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+        grads = tape.gradient(loss, model.trainable_weights)
+        optimizer.apply_gradients(zip(grads, model.trainable_weights))
+        return loss
+
+    optimizer.build(model.trainable_weights)
+    start = time.perf_counter()
+    concrete = step.get_concrete_function(
+        tf.TensorSpec((None, 32, 32, 3), tf.float32), tf.TensorSpec((None,), tf.int64))
+    seconds = time.perf_counter() - start
+    graph = concrete.graph.as_graph_def()
+    nodes = len(graph.node) + sum(len(f.node_def) for f in graph.library.function)
+    return nodes, seconds
+
+
+def test_traced_graph_does_not_grow_with_depth():
+    results = {}
+    for name in ("hamiltonian-74", "hamiltonian-1202", "revnet-38", "revnet-110"):
+        results[name] = _traced_train_step(zoo.build(name))
+        keras.backend.clear_session()
+    print("graph nodes, trace seconds:", results)
+    # Equal up to a few shape-dependent nodes (widths 112 vs 128), not ~16× more.
+    for deep, shallow in (("hamiltonian-1202", "hamiltonian-74"), ("revnet-110", "revnet-38")):
+        assert abs(results[deep][0] - results[shallow][0]) <= 0.02 * results[shallow][0]
+    # Same graph, so the same trace time up to noise.
+    assert results["hamiltonian-1202"][1] < 3 * results["hamiltonian-74"][1] + 1.0
+
+
+def test_hamiltonian_1202_builds_and_steps_quickly():
+    start = time.perf_counter()
+    model = zoo.build("hamiltonian-1202")
+    x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype("uint8")
+    model.compile(keras.optimizers.SGD(0.01), "sparse_categorical_crossentropy")
+    loss = model.train_on_batch(x, np.arange(4) % 10)
+    seconds = time.perf_counter() - start
+    print(f"hamiltonian-1202 build + first step (batch 4): {seconds:.1f} s")
+    assert np.isfinite(loss)
