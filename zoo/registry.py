@@ -25,18 +25,20 @@ class ModelEntry:
     family: str
     # Parameter count reported in Table 1 of Chang et al. (2018).
     paper_params: Optional[float] = None
+    # Whether the blocks can run in the reversible engine (not ResNet).
+    invertible: bool = True
 
 
 _MODELS = {}
 
 
-def register_model(name, family, paper_params=None):
+def register_model(name, family, paper_params=None, invertible=True):
     """Decorator registering a builder function under `name`."""
 
     def decorator(fn):
         if name in _MODELS:
             raise ValueError(f"Model {name!r} is registered twice.")
-        _MODELS[name] = ModelEntry(name, fn, family, paper_params)
+        _MODELS[name] = ModelEntry(name, fn, family, paper_params, invertible)
         return fn
 
     return decorator

@@ -56,22 +56,27 @@ def model_inputs(input_shape, input_tensor=None):
     return inputs, PerImageStandardization(name="standardize")(inputs)
 
 
-def stem(x, channels, weight_decay, use_bias=False):
-    """3×3 convolution + BN + ReLU (the opening layer of every model)."""
+def stem(x, channels, weight_decay, use_bias=False, synchronized_bn=False):
+    """3×3 convolution + BN + ReLU (the opening layer of every model).
+
+    synchronized_bn: batch statistics over all replicas of a distribution
+    strategy instead of per replica (for results independent of the number
+    of replicas).
+    """
     x = keras.layers.Conv2D(
         channels, 3, padding="same", use_bias=use_bias, name="stem_conv",
         kernel_initializer="he_normal",
         kernel_regularizer=weight_decay_regularizer(weight_decay),
     )(x)
-    x = keras.layers.BatchNormalization(name="stem_bn")(x)
+    x = keras.layers.BatchNormalization(name="stem_bn", synchronized=synchronized_bn)(x)
     return keras.layers.ReLU(name="stem_relu")(x)
 
 
 def head(x, inputs, name, *, include_top, classes, pooling, classifier_activation,
-         weight_decay, final_norm=True):
+         weight_decay, final_norm=True, synchronized_bn=False):
     """Optional final BN + ReLU, then pooling and the classifier; returns the Model."""
     if final_norm:
-        x = keras.layers.BatchNormalization(name="final_bn")(x)
+        x = keras.layers.BatchNormalization(name="final_bn", synchronized=synchronized_bn)(x)
         x = keras.layers.ReLU(name="final_relu")(x)
     if include_top:
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)

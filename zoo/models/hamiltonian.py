@@ -35,6 +35,7 @@ def reversible_ode_network(
     reversible=True,
     weight_decay=0.0,
     smoothness_decay=0.0,
+    synchronized_bn=False,
 ):
     """Builds a network of `block`s in the layout of Chang et al. (2018).
 
@@ -45,6 +46,8 @@ def reversible_ode_network(
       reversible: backprop by reconstruction (True) or plain autodiff (False).
       weight_decay: λ of (λ/2)Σw² on every kernel (SGD weight decay λ).
       smoothness_decay: coefficient of the smoothness term of Eq. 22.
+      synchronized_bn: batch statistics of the stem and final BN over all
+        replicas of a distribution strategy (the blocks have no BN).
       Other arguments as in keras.applications.
     """
     input_shape = common.validate_input_shape(input_shape, include_top)
@@ -55,7 +58,7 @@ def reversible_ode_network(
     groups = 2 if isinstance(block, HamiltonianBlock) else 1
 
     inputs, x = common.model_inputs(input_shape, input_tensor)
-    x = common.stem(x, widths[0], weight_decay)
+    x = common.stem(x, widths[0], weight_decay, synchronized_bn=synchronized_bn)
     depths = (n + 1, n, n - 1)
     for k, (depth, width) in enumerate(zip(depths, widths)):
         if k > 0:
@@ -67,6 +70,7 @@ def reversible_ode_network(
     model = common.head(
         x, inputs, name, include_top=include_top, classes=classes, pooling=pooling,
         classifier_activation=classifier_activation, weight_decay=weight_decay,
+        synchronized_bn=synchronized_bn,
     )
     return common.load_weights(model, weights)
 

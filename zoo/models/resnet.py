@@ -20,11 +20,15 @@ def cifar_resnet(
     reversible=False,
     weight_decay=0.0,
     smoothness_decay=0.0,
+    synchronized_bn=False,
 ):
     """ResNet-(6n+2): 3×3 conv to 16 channels + BN + ReLU, three stages of n
     basic blocks at 16, 32, 64 channels (the first block of stages 2 and 3
     has stride 2 and a zero-padded identity shortcut, option A), global
     average pooling, dense.
+
+    synchronized_bn applies to the stem BN only; the BN inside the blocks
+    uses per-replica statistics under a distribution strategy.
 
     `reversible` is accepted for a uniform builder signature; a ResNet block is
     not invertible, so only reversible=False is valid. `smoothness_decay`
@@ -36,7 +40,7 @@ def cifar_resnet(
     common.validate_head(include_top, classes, pooling, classifier_activation)
     n = int(blocks_per_stage)
     inputs, x = common.model_inputs(input_shape, input_tensor)
-    x = common.stem(x, widths[0], weight_decay)
+    x = common.stem(x, widths[0], weight_decay, synchronized_bn=synchronized_bn)
     for k, width in enumerate(widths):
         depth = n
         if k > 0:
@@ -50,19 +54,19 @@ def cifar_resnet(
     model = common.head(
         x, inputs, name, include_top=include_top, classes=classes, pooling=pooling,
         classifier_activation=classifier_activation, weight_decay=weight_decay,
-        final_norm=False,
+        final_norm=False, synchronized_bn=synchronized_bn,
     )
     return common.load_weights(model, weights)
 
 
-@register_model("resnet-32", family="resnet", paper_params=0.46e6)
+@register_model("resnet-32", family="resnet", paper_params=0.46e6, invertible=False)
 def ResNet32(**kwargs):
     """ResNet-32 (n = 5)."""
     kwargs.setdefault("reversible", False)
     return cifar_resnet(5, "resnet_32", **kwargs)
 
 
-@register_model("resnet-110", family="resnet", paper_params=1.7e6)
+@register_model("resnet-110", family="resnet", paper_params=1.7e6, invertible=False)
 def ResNet110(**kwargs):
     """ResNet-110 (n = 18)."""
     kwargs.setdefault("reversible", False)

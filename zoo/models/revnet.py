@@ -20,15 +20,19 @@ def revnet(
     reversible=True,
     weight_decay=0.0,
     smoothness_decay=0.0,
+    synchronized_bn=False,
 ):
     """RevNet: 3×3 conv + BN + ReLU; three stages of n RevNet blocks; the
     first block of stages 2 and 3 is the non-reversible downsampling block;
-    final BN + ReLU + global average pooling + dense."""
+    final BN + ReLU + global average pooling + dense.
+
+    synchronized_bn applies to the stem and final BN; the BN inside the blocks
+    uses per-replica statistics under a distribution strategy."""
     input_shape = common.validate_input_shape(input_shape, include_top)
     common.validate_head(include_top, classes, pooling, classifier_activation)
     n = int(blocks_per_stage)
     inputs, x = common.model_inputs(input_shape, input_tensor)
-    x = common.stem(x, widths[0], weight_decay)
+    x = common.stem(x, widths[0], weight_decay, synchronized_bn=synchronized_bn)
     for k, width in enumerate(widths):
         depth = n
         if k > 0:
@@ -42,6 +46,7 @@ def revnet(
     model = common.head(
         x, inputs, name, include_top=include_top, classes=classes, pooling=pooling,
         classifier_activation=classifier_activation, weight_decay=weight_decay,
+        synchronized_bn=synchronized_bn,
     )
     return common.load_weights(model, weights)
 

@@ -1,0 +1,210 @@
+"""Short real training runs on a few hundred CIFAR-10 images: outputs, falling
+loss, resume after a hard kill, NaN handling, and tf.distribute strategies."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+import zoo
+from tests.conftest import REPO_ROOT
+from zoo import training
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _env(**extra):
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    env.update(extra)
+    return env
+
+
+def _run_cli(args, timeout=300):
+    return subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools", "train.py"), *args],
+                          capture_output=True, text=True, env=_env(), timeout=timeout,
+                          cwd=REPO_ROOT)
+
+
+def _script_command(code, *args):
+    return [sys.executable, "-c", textwrap.dedent(code), *map(str, args)]
+
+
+def _run_script(code, *args, timeout=300):
+    return subprocess.run(_script_command(code, *args), capture_output=True, text=True,
+                          env=_env(), timeout=timeout, cwd=REPO_ROOT)
+
+
+def _common_flags(data, output_dir, epochs=2):
+    return ["--model", "hamiltonian-74", "--dataset", data, "--output_dir", str(output_dir),
+            "--recipe", "cpu", "--mixed_precision=false", "--batch_size", "50",
+            "--epochs", str(epochs), "--learning_rate", "0.05", "--checkpoint_every", "3",
+            "--seed", "3", "--deterministic", "--verbose", "0"]
+
+
+def _weights(output_dir, name="last.weights.h5"):
+    model = zoo.build("hamiltonian-74-cifar10")
+    model.load_weights(os.path.join(output_dir, name))
+    return [w.numpy() for w in model.weights]
+
+
+def test_cli_short_run_writes_everything_and_loss_falls(cifar10_small, tmp_path):
+    out = tmp_path / "run"
+    proc = _run_cli(_common_flags(cifar10_small, out, epochs=3))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "test accuracy" in proc.stdout
+    for name in ("config.json", "metrics.csv", "metrics.json", "best.weights.h5",
+                 "last.weights.h5", "results.json", "curves.png"):
+        assert (out / name).exists(), name
+    assert (out / "curves.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert any(f.startswith("ckpt-") for f in os.listdir(out / "checkpoints"))
+    events = [f for _, _, files in os.walk(out / "tensorboard") for f in files]
+    assert any("tfevents" in f for f in events)
+    rows = json.loads((out / "metrics.json").read_text())
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert rows[-1]["loss"] < rows[0]["loss"]
+    assert all(0 <= r["val_accuracy"] <= 1 for r in rows)
+    results = json.loads((out / "results.json").read_text())
+    assert results["train_examples"] == 200 and results["test_examples"] == 100
+    assert results["steps"] == 12
+    assert abs(results["test"]["accuracy"] - rows[-1]["val_accuracy"]) < 1e-6
+    assert results["config"]["weight_decay"] == training.RECIPES["cpu"].weight_decay
+
+
+KILLED_RUN = """
+import os, signal, keras
+from zoo import training
+
+class HardKill(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) == 7:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+config = training.TrainConfig(
+    model="hamiltonian-74", dataset={data!r}, output_dir={out!r}, recipe="cpu",
+    mixed_precision=False, batch_size=50, epochs=2, learning_rate=0.05, checkpoint_every=3,
+    seed=3, deterministic=True, verbose=0)
+training.train(config, callbacks=[HardKill()])
+"""
+
+
+def test_resume_after_hard_kill_equals_uninterrupted_run(cifar10_small, tmp_path):
+    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
+    proc = _run_cli(_common_flags(cifar10_small, reference))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    # Killed with SIGKILL at step 7 of 8 (mid-epoch 2); the last checkpoint is step 6.
+    proc = _run_script(KILLED_RUN.format(data=cifar10_small, out=str(resumed)))
+    assert proc.returncode == -9, proc.stderr[-3000:]
+    assert not (resumed / "last.weights.h5").exists()
+
+    proc = _run_cli(_common_flags(cifar10_small, resumed))  # the same command again
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Resuming from" in proc.stdout and "step 6" in proc.stdout
+    for a, b in zip(_weights(reference), _weights(resumed)):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-6)
+    rows_a = json.loads((reference / "metrics.json").read_text())
+    rows_b = json.loads((resumed / "metrics.json").read_text())
+    assert [r["epoch"] for r in rows_b] == [1, 2]
+    assert abs(rows_a[-1]["val_accuracy"] - rows_b[-1]["val_accuracy"]) < 1e-6
+
+
+def test_resume_refuses_a_different_configuration(cifar10_small, tmp_path):
+    out = tmp_path / "run"
+    config = training.TrainConfig(model="hamiltonian-74", dataset=cifar10_small,
+                                  output_dir=str(out), steps=1, batch_size=50,
+                                  mixed_precision=False, verbose=0)
+    training.train(config)
+    changed = training.TrainConfig(**{**config.__dict__, "seed": 5})
+    with pytest.raises(ValueError, match="different configuration.*seed"):
+        training.train(changed)
+
+
+def test_nan_loss_stops_with_a_clear_message(cifar10_small, tmp_path):
+    flags = _common_flags(cifar10_small, tmp_path / "nan", epochs=1)
+    flags[flags.index("--learning_rate") + 1] = "1e30"
+    proc = _run_cli(flags)
+    assert proc.returncode == 1
+    assert "training loss became nan" in proc.stderr.lower()
+
+
+def test_schedules():
+    step = training.StepDecay(0.1, [10, 20])
+    assert [round(float(step(s)), 6) for s in (0, 9, 10, 19, 20, 100)] == [
+        0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
+    cosine = training.WarmupCosine(0.2, total_steps=110, warmup_steps=10)
+    assert float(cosine(0)) == pytest.approx(0.02)
+    assert float(cosine(9)) == pytest.approx(0.2)
+    assert float(cosine(60)) == pytest.approx(0.1)
+    assert float(cosine(110)) == pytest.approx(0.0, abs=1e-7)
+    for schedule in (step, cosine):
+        clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(schedule))
+        assert clone.get_config() == schedule.get_config()
+
+
+def test_paper_recipe_is_the_papers():
+    paper = training.RECIPES["paper"]
+    assert (paper.batch_size, paper.learning_rate, paper.momentum, paper.steps) == (100, 0.1, 0.9, 80_000)
+    assert tuple(paper.decay_epochs) == (80, 120, 160)
+    assert (paper.weight_decay, paper.smoothness_decay) == (2e-4, 2e-4)
+    stl = training.RECIPES["paper-stl10"]
+    assert (stl.batch_size, stl.steps, tuple(stl.decay_epochs)) == (128, 20_000, (60, 80, 100))
+    assert (stl.weight_decay, stl.smoothness_decay) == (5e-4, 3e-4)
+
+
+STRATEGY_RUN = """
+import json, sys
+import tensorflow as tf
+devices = int(sys.argv[1])
+if devices > 1:
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
+from zoo import training
+config = training.TrainConfig(
+    model="hamiltonian-74", dataset={data!r}, output_dir=sys.argv[3], recipe="cpu",
+    mixed_precision=False, batch_size=50, steps=4, learning_rate=0.05, seed=3,
+    strategy=sys.argv[2], verbose=0)
+results = training.train(config)
+print("REPLICAS", results["replicas"])
+"""
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_strategies_match_single_device_training(cifar10_small, tmp_path):
+    """Mirrored over two logical CPU devices and multi-worker over two local
+    processes give the weights of single-device training (global batch 50)."""
+    script = STRATEGY_RUN.format(data=cifar10_small)
+    single = _run_script(script, 1, "default", tmp_path / "single")
+    assert single.returncode == 0, single.stderr[-3000:]
+    mirrored = _run_script(script, 2, "mirrored", tmp_path / "mirrored")
+    assert mirrored.returncode == 0, mirrored.stderr[-3000:]
+    assert "REPLICAS 2" in mirrored.stdout
+
+    ports = [_free_port(), _free_port()]
+    workers = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+                                "task": {"type": "worker", "index": index}})
+        workers.append(subprocess.Popen(
+            _script_command(script, 1, "multi_worker", tmp_path / "multi"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=_env(TF_CONFIG=tf_config), cwd=REPO_ROOT))
+    outputs = [w.communicate(timeout=300) for w in workers]
+    for w, (stdout, stderr) in zip(workers, outputs):
+        assert w.returncode == 0, stderr[-3000:]
+        assert "REPLICAS 2" in stdout
+
+    reference = _weights(tmp_path / "single")
+    for name in ("mirrored", "multi"):
+        for a, b in zip(reference, _weights(tmp_path / name)):
+            np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5, err_msg=name)

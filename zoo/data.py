@@ -1,0 +1,249 @@
+"""Datasets and input pipelines.
+
+`load(dataset, split)` returns a split as in-memory uint8 arrays. It looks,
+in order, for:
+  1. `dataset` as a path: a `.npz` file with keys x_train, y_train, x_test,
+     y_test (as in `../shared/data/`), or an image folder with one
+     sub-folder per class (and optionally `train/` and `test/` above them);
+  2. a local file for a dataset name, in `data_dir`, then in the directories
+     of the `ZOO_DATA_DIR` environment variable (os.pathsep separated):
+     `<name>.npz` (for cifar100 also `cifar100_partial.npz`) or `<name>/`;
+  3. tensorflow-datasets: `tfds.load(name)`, which uses data a user has
+     prepared (`TFDS_DATA_DIR`) or downloads it where there is internet.
+When nothing works the error says what was looked for and how to provide it.
+
+The training pipeline (`train_dataset`) is a pure function of (seed, epoch):
+the order of the examples and the random crop and flip of every example are
+derived from them with stateless random ops, so an interrupted run can resume
+mid-epoch and see exactly the batches it would have seen.
+"""
+
+import dataclasses
+import os
+from typing import Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from zoo import labels as label_lists
+from zoo.inference import IMAGE_EXTENSIONS
+
+DATA_DIR_ENV = "ZOO_DATA_DIR"
+NAMED_FILES = {"cifar100": ("cifar100.npz", "cifar100_partial.npz")}
+SPLIT_ALIASES = {"validation": "test", "val": "test", "eval": "test"}
+
+
+class DataNotFoundError(FileNotFoundError):
+    """No local file and no tensorflow-datasets source for a dataset."""
+
+
+@dataclasses.dataclass
+class Split:
+    """One split of a dataset held in memory."""
+
+    images: np.ndarray  # uint8, (N, H, W, C)
+    labels: np.ndarray  # int64, (N,)
+    label_names: Sequence[str]
+    name: str
+    split: str
+    source: str
+
+    def __post_init__(self):
+        if self.images.ndim == 3:  # grayscale without a channel axis
+            self.images = self.images[..., None]
+        if self.images.ndim != 4:
+            raise ValueError(f"{self.source}: images must be (N, H, W, C), got {self.images.shape}.")
+        self.labels = np.asarray(self.labels).reshape(-1).astype(np.int64)
+        if len(self.images) != len(self.labels):
+            raise ValueError(
+                f"{self.source}: {len(self.images)} images but {len(self.labels)} labels.")
+        if self.images.dtype != np.uint8:
+            self.images = np.clip(np.rint(self.images), 0, 255).astype(np.uint8)
+
+    def __len__(self):
+        return len(self.labels)
+
+    @property
+    def num_classes(self):
+        return len(self.label_names)
+
+    @property
+    def image_shape(self):
+        return tuple(self.images.shape[1:])
+
+    def subset(self, indices):
+        return dataclasses.replace(self, images=self.images[indices], labels=self.labels[indices])
+
+
+def data_dirs(data_dir=None):
+    """The local directories searched for named datasets, in order."""
+    dirs = []
+    if data_dir:
+        dirs.append(os.fspath(data_dir))
+    dirs.extend(d for d in os.environ.get(DATA_DIR_ENV, "").split(os.pathsep) if d)
+    return dirs
+
+
+def load(dataset, split="train", data_dir=None):
+    """Loads one split ("train" or "test") of a dataset into memory."""
+    split = SPLIT_ALIASES.get(split, split)
+    path = os.fspath(dataset)
+    if path.endswith(".npz") or os.path.sep in path or os.path.exists(path):
+        if not os.path.exists(path):
+            raise DataNotFoundError(f"No dataset file or folder at {path!r}.")
+        return _load_path(path, split, name=os.path.splitext(os.path.basename(path))[0])
+
+    name = path.lower()
+    tried = []
+    for directory in data_dirs(data_dir):
+        for filename in NAMED_FILES.get(name, (f"{name}.npz",)):
+            candidate = os.path.join(directory, filename)
+            tried.append(candidate)
+            if os.path.isfile(candidate):
+                if filename.endswith("_partial.npz"):
+                    tf.get_logger().warning(
+                        "Using %s: only part of %s is in it.", candidate, name)
+                return _load_path(candidate, split, name=name)
+        folder = os.path.join(directory, name)
+        tried.append(folder + os.sep)
+        if os.path.isdir(folder):
+            return _load_path(folder, split, name=name)
+    try:
+        return _load_tfds(name, split, data_dir)
+    except Exception as error:  # tfds raises many kinds; all mean "not available"
+        looked = "\n  ".join(tried) if tried else f"(no data_dir given and ${DATA_DIR_ENV} unset)"
+        raise DataNotFoundError(
+            f"Could not find dataset {name!r} (split {split!r}).\n"
+            f"Looked for local files:\n  {looked}\n"
+            f"and tried tensorflow_datasets.load({name!r}, split={split!r}): "
+            f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}\n"
+            f"Provide the data with --data_dir (or ${DATA_DIR_ENV}) pointing at a directory "
+            f"holding {name}.npz (keys x_train, y_train, x_test, y_test) or an image folder "
+            f"{name}/<class>/*.png, or prepare it with tensorflow-datasets."
+        ) from error
+
+
+def _load_path(path, split, name):
+    if os.path.isdir(path):
+        return _load_folder(path, split, name)
+    with np.load(path, allow_pickle=False) as archive:
+        keys = set(archive.files)
+        x_key, y_key = f"x_{split}", f"y_{split}"
+        if x_key not in keys or y_key not in keys:
+            raise KeyError(
+                f"{path} has no {x_key!r}/{y_key!r} arrays (it has {sorted(keys)}).")
+        images, labels = archive[x_key], archive[y_key]
+        names = None
+        for key in ("label_names", "fine_label_names", "class_names"):
+            if key in keys:
+                names = [str(s) for s in archive[key]]
+                break
+    if names is None:
+        names = list(label_lists.BY_DATASET.get(name, [str(i) for i in range(int(labels.max()) + 1)]))
+    return Split(images, labels, names, name, split, path)
+
+
+def _load_folder(path, split, name):
+    root = os.path.join(path, split) if os.path.isdir(os.path.join(path, split)) else path
+    classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    if not classes:
+        raise DataNotFoundError(f"{root} has no class sub-folders (expected {root}/<class>/*.png).")
+    images, labels = [], []
+    for index, cls in enumerate(classes):
+        folder = os.path.join(root, cls)
+        for filename in sorted(os.listdir(folder)):
+            if filename.lower().endswith(IMAGE_EXTENSIONS):
+                data = tf.io.read_file(os.path.join(folder, filename))
+                images.append(tf.io.decode_image(data, expand_animations=False).numpy())
+                labels.append(index)
+    if not images:
+        raise DataNotFoundError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) under {root}.")
+    shapes = {im.shape for im in images}
+    if len(shapes) > 1:
+        raise ValueError(
+            f"Images under {root} have different shapes {sorted(shapes)[:3]}...; "
+            "resize them to one size first.")
+    return Split(np.stack(images), np.array(labels), classes, name, split, root)
+
+
+def _load_tfds(name, split, data_dir):
+    import tensorflow_datasets as tfds
+
+    dataset, info = tfds.load(name, split=split, as_supervised=True, with_info=True,
+                              batch_size=-1)
+    images, labels = tfds.as_numpy(dataset)
+    names = list(info.features["label"].names)
+    return Split(images, labels, names, name, split, f"tfds:{name}")
+
+
+def stratified_subset(data, fraction, seed=0):
+    """A seeded, class-balanced fraction of a split (at least one per class).
+
+    For the small-training-set experiment (Fig. 3 of Chang et al. 2018).
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}.")
+    if fraction == 1:
+        return data
+    rng = np.random.default_rng(seed)
+    keep = []
+    for cls in np.unique(data.labels):
+        members = np.flatnonzero(data.labels == cls)
+        count = max(1, int(round(fraction * len(members))))
+        keep.append(rng.permutation(members)[:count])
+    return data.subset(np.sort(np.concatenate(keep)))
+
+
+def crop_padding(image_size):
+    """The paper's padding before random crops: 4 at 32×32, 12 at 96×96."""
+    return max(1, int(round(image_size / 8)))
+
+
+def augment(image, seed, padding):
+    """Zero-pad, random crop back to size, random horizontal flip (stateless)."""
+    shape = tf.shape(image)
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    padded = tf.pad(image, [[padding, padding], [padding, padding], [0, 0]])
+    image = tf.image.stateless_random_crop(padded, shape, seed=seeds[0])
+    return tf.image.stateless_random_flip_left_right(image, seed=seeds[1])
+
+
+def epoch_order(num_examples, seed, epoch):
+    """The permutation of the examples in a given epoch."""
+    return np.random.default_rng([seed, epoch]).permutation(num_examples)
+
+
+def steps_per_epoch(num_examples, batch_size):
+    return max(1, num_examples // batch_size)
+
+
+def train_dataset(data, batch_size, seed, epoch, skip_batches=0, augmentation=True):
+    """The batches of one training epoch, from batch `skip_batches` on.
+
+    Every example's augmentation is seeded by (seed, epoch * N + position), so
+    the epoch is reproducible in whole or from any batch.
+    """
+    n = len(data)
+    steps = steps_per_epoch(n, batch_size)
+    if batch_size > n:
+        raise ValueError(f"batch_size {batch_size} is larger than the {n} training examples.")
+    order = epoch_order(n, seed, epoch)[skip_batches * batch_size: steps * batch_size]
+    positions = np.arange(skip_batches * batch_size, steps * batch_size, dtype=np.int64)
+    ds = tf.data.Dataset.from_tensor_slices(
+        (data.images[order], data.labels[order], positions))
+    padding = crop_padding(data.images.shape[1])
+
+    def prepare(image, label, position):
+        if augmentation:
+            seed_pair = tf.stack([tf.constant(seed, tf.int64), epoch * n + position])
+            image = augment(image, seed_pair, padding)
+        return image, label
+
+    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(data, batch_size):
+    """The split in order, unaugmented, the last batch possibly smaller."""
+    ds = tf.data.Dataset.from_tensor_slices((data.images, data.labels))
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

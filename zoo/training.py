@@ -1,0 +1,574 @@
+"""Training: recipes, learning-rate schedules, resumable runs, strategies.
+
+`train(TrainConfig(...))` runs a whole training job into an output directory:
+
+    <output_dir>/
+      config.json            the configuration (a resumed run must match it)
+      checkpoints/           model + optimizer + progress, for resuming
+      tensorboard/           TensorBoard logs
+      metrics.csv, metrics.json   one row per epoch
+      best.weights.h5        weights of the epoch with the best validation accuracy
+      last.weights.h5        weights at the end of training
+      curves.png             loss and accuracy curves
+      results.json           final evaluation, wall time, throughput, versions
+
+Killing a run and starting the same command again resumes from the last
+checkpoint (written every `checkpoint_every` steps and at every epoch end):
+the data order and augmentation are functions of (seed, epoch), so the
+resumed run sees exactly the batches the interrupted one would have seen.
+"""
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from typing import Optional, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zoo import data as zdata
+from zoo import registry
+from zoo.plotting import new_figure
+
+
+# --------------------------------------------------------------------------
+# Recipes and configuration
+# --------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """Optimisation settings of a named recipe.
+
+    `epochs` or `steps` bounds the run (steps wins when both are set).
+    `schedule`: "step" (divide by 10 at `decay_epochs`) or "cosine" (linear
+    warm-up for `warmup_epochs`, then cosine decay to 0).
+    """
+
+    name: str
+    batch_size: int
+    learning_rate: float
+    schedule: str
+    weight_decay: float
+    smoothness_decay: float
+    epochs: Optional[int] = None
+    steps: Optional[int] = None
+    decay_epochs: Sequence[int] = ()
+    warmup_epochs: float = 0.0
+    momentum: float = 0.9
+    nesterov: bool = False
+    mixed_precision: bool = False
+    reversible: bool = True
+
+
+RECIPES = {
+    # Chang et al. (2018), Section 4: SGD with momentum 0.9, batch 100, lr 0.1
+    # divided by 10 at epochs 80, 120 and 160, 80k steps, weight decay and
+    # smoothness decay 2e-4.
+    "paper": Recipe("paper", batch_size=100, learning_rate=0.1, schedule="step",
+                    weight_decay=2e-4, smoothness_decay=2e-4, steps=80_000,
+                    decay_epochs=(80, 120, 160)),
+    # The paper's STL-10 settings: batch 128, decay at epochs 60, 80, 100,
+    # 20k steps, weight decay 5e-4, smoothness decay 3e-4.
+    "paper-stl10": Recipe("paper-stl10", batch_size=128, learning_rate=0.1, schedule="step",
+                          weight_decay=5e-4, smoothness_decay=3e-4, steps=20_000,
+                          decay_epochs=(60, 80, 100)),
+    # What fits in about 150 minutes on a 2-core CPU for Hamiltonian-74 on
+    # CIFAR-10: bfloat16 compute and plain autodiff (measured 206 img/s vs
+    # 163 img/s for the reversible engine, batch 100; the gradients are the
+    # same and memory is no constraint at this size), a short warm-up and a
+    # cosine decay (short schedules converge faster with it than with step
+    # decay), Nesterov momentum, stronger weight decay. 30 epochs at about
+    # 4.3 minutes each.
+    "cpu": Recipe("cpu", batch_size=128, learning_rate=0.1, schedule="cosine",
+                  weight_decay=5e-4, smoothness_decay=2e-4, epochs=30, warmup_epochs=1.0,
+                  nesterov=True, mixed_precision=True, reversible=False),
+}
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything that defines a training run.
+
+    Fields left as None take the recipe's value. `fraction` trains on a
+    stratified fraction of the training split. `checkpoint_every` is in steps.
+    """
+
+    model: str
+    output_dir: str
+    dataset: Optional[str] = None
+    data_dir: Optional[str] = None
+    recipe: str = "paper"
+    batch_size: Optional[int] = None
+    epochs: Optional[int] = None
+    steps: Optional[int] = None
+    learning_rate: Optional[float] = None
+    weight_decay: Optional[float] = None
+    smoothness_decay: Optional[float] = None
+    mixed_precision: Optional[bool] = None
+    reversible: Optional[bool] = None
+    seed: int = 0
+    fraction: float = 1.0
+    limit_train: Optional[int] = None
+    limit_eval: Optional[int] = None
+    validation_freq: int = 1
+    checkpoint_every: int = 500
+    strategy: str = "default"
+    deterministic: bool = False
+    verbose: int = 1
+
+    def resolved(self):
+        """A copy with the recipe's values filled in and the run length fixed."""
+        if self.recipe not in RECIPES:
+            raise ValueError(f"Unknown recipe {self.recipe!r}; choose from {sorted(RECIPES)}.")
+        recipe = RECIPES[self.recipe]
+        values = dataclasses.asdict(self)
+        for field in ("batch_size", "learning_rate", "weight_decay", "smoothness_decay",
+                      "mixed_precision", "reversible"):
+            if values[field] is None:
+                values[field] = getattr(recipe, field)
+        if self.epochs is None and self.steps is None:
+            values["epochs"], values["steps"] = recipe.epochs, recipe.steps
+        if values["dataset"] is None:
+            _, dataset = registry.split_name(self.model)
+            if dataset is None:
+                raise ValueError(
+                    f"Give --dataset, or a model name with a dataset suffix (e.g. {self.model}-cifar10).")
+            values["dataset"] = dataset
+        if values["batch_size"] < 1:
+            raise ValueError(f"batch_size must be positive, got {values['batch_size']}.")
+        return TrainConfig(**values)
+
+
+# --------------------------------------------------------------------------
+# Learning-rate schedules
+# --------------------------------------------------------------------------
+@keras.saving.register_keras_serializable(package="zoo")
+class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """lr = base · factor^(number of boundaries passed); boundaries in steps."""
+
+    def __init__(self, base_learning_rate, boundaries, factor=0.1):
+        self.base_learning_rate = float(base_learning_rate)
+        self.boundaries = [int(b) for b in boundaries]
+        self.factor = float(factor)
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        passed = tf.zeros((), tf.float32)
+        for boundary in self.boundaries:
+            passed += tf.cast(step >= boundary, tf.float32)
+        return self.base_learning_rate * tf.pow(self.factor, passed)
+
+    def get_config(self):
+        return {"base_learning_rate": self.base_learning_rate, "boundaries": self.boundaries,
+                "factor": self.factor}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up from 0 for `warmup_steps`, then cosine decay to 0 at `total_steps`."""
+
+    def __init__(self, base_learning_rate, total_steps, warmup_steps=0):
+        self.base_learning_rate = float(base_learning_rate)
+        self.total_steps = int(total_steps)
+        self.warmup_steps = int(warmup_steps)
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        warmup = float(max(self.warmup_steps, 1))
+        decay_steps = float(max(self.total_steps - self.warmup_steps, 1))
+        progress = tf.clip_by_value((step - self.warmup_steps) / decay_steps, 0.0, 1.0)
+        cosine = 0.5 * (1.0 + tf.cos(math.pi * progress))
+        ramp = tf.minimum((step + 1.0) / warmup, 1.0) if self.warmup_steps else 1.0
+        return self.base_learning_rate * ramp * cosine
+
+    def get_config(self):
+        return {"base_learning_rate": self.base_learning_rate, "total_steps": self.total_steps,
+                "warmup_steps": self.warmup_steps}
+
+
+def make_schedule(config, steps_per_epoch, total_steps):
+    recipe = RECIPES[config.recipe]
+    if recipe.schedule == "step":
+        return StepDecay(config.learning_rate, [e * steps_per_epoch for e in recipe.decay_epochs])
+    if recipe.schedule == "cosine":
+        return WarmupCosine(config.learning_rate, total_steps,
+                            int(round(recipe.warmup_epochs * steps_per_epoch)))
+    raise ValueError(f"Unknown schedule {recipe.schedule!r}.")
+
+
+# --------------------------------------------------------------------------
+# Strategies
+# --------------------------------------------------------------------------
+def make_strategy(name):
+    """default | mirrored | multi_worker (reads TF_CONFIG) | tpu."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment variable.")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+        except (ValueError, tf.errors.NotFoundError, RuntimeError) as error:
+            raise RuntimeError(f"--strategy=tpu: no TPU found ({error}).") from error
+        return tf.distribute.TPUStrategy(resolver)
+    raise ValueError(f"Unknown strategy {name!r}; choose default, mirrored, multi_worker or tpu.")
+
+
+def is_chief(strategy):
+    """True on the worker that writes files (always, without multi-worker)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    return resolver.task_type in (None, "chief") or (
+        resolver.task_type == "worker" and resolver.task_id == 0
+        and "chief" not in resolver.cluster_spec().as_dict())
+
+
+# --------------------------------------------------------------------------
+# Callbacks
+# --------------------------------------------------------------------------
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+class _Progress:
+    """Checkpointed progress counters (restored with the model)."""
+
+    def __init__(self):
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.batch = tf.Variable(0, dtype=tf.int64, trainable=False, name="batch_in_epoch")
+        self.best = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_val_accuracy")
+
+
+class StepCheckpoint(keras.callbacks.Callback):
+    """Saves model, optimizer and progress every `every` steps, and stops with
+    a clear error when the loss stops being finite."""
+
+    def __init__(self, manager, progress, epoch, first_batch, every):
+        super().__init__()
+        self.manager, self.progress = manager, progress
+        self.epoch, self.batch, self.every = epoch, first_batch, every
+        self.diverged_at = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batch += 1
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            self.diverged_at = (self.epoch, self.batch, float(loss))
+            self.model.stop_training = True
+            return
+        step = int(self.model.optimizer.iterations.numpy())
+        if self.every and step % self.every == 0:
+            self.progress.epoch.assign(self.epoch)
+            self.progress.batch.assign(self.batch)
+            self.manager.save(checkpoint_number=step)
+
+
+class _OneEpoch(keras.callbacks.Callback):
+    """Ends `fit` after the current epoch.
+
+    Each epoch gets its own dataset (a function of the epoch, so that a run can
+    resume mid-epoch); `fit` is told the total number of epochs only so that
+    its progress bar counts them.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.stop_training = True
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Per-epoch metrics (CSV and JSON), best weights, learning rate, speed."""
+
+    def __init__(self, rows, path_csv, path_json, best_path, progress, images_per_step, chief):
+        super().__init__()
+        self.rows, self.path_csv, self.path_json = rows, path_csv, path_json
+        self.best_path, self.progress = best_path, progress
+        self.images_per_step, self.chief = images_per_step, chief
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+        self.start_step = int(self.model.optimizer.iterations.numpy())
+        self.start_lr = float(_current_lr(self.model.optimizer))
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self.start
+        steps = int(self.model.optimizer.iterations.numpy()) - self.start_step
+        row = {"epoch": epoch + 1, "step": int(self.model.optimizer.iterations.numpy()),
+               "learning_rate_at_start": self.start_lr,
+               "seconds": round(seconds, 2),
+               "train_images_per_second": round(steps * self.images_per_step / max(seconds, 1e-9), 1)}
+        row.update({k: float(v) for k, v in (logs or {}).items()})
+        self.rows.append(row)
+        val = row.get("val_accuracy")
+        if val is not None and val > float(self.progress.best.numpy()):
+            self.progress.best.assign(val)
+            if self.chief:
+                _atomic_save_weights(self.model, self.best_path)
+        if self.chief:
+            write_metrics(self.rows, self.path_csv, self.path_json)
+
+
+def _current_lr(optimizer):
+    lr = optimizer.learning_rate
+    return lr.numpy() if hasattr(lr, "numpy") else lr
+
+
+def write_metrics(rows, path_csv, path_json):
+    keys = []
+    for row in rows:
+        keys.extend(k for k in row if k not in keys)
+    _atomic_write(path_json, json.dumps(rows, indent=2))
+    with _atomic_open(path_csv) as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+# --------------------------------------------------------------------------
+# Files
+# --------------------------------------------------------------------------
+class _atomic_open:
+    """Write to a temporary file in the same directory, then rename."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __enter__(self):
+        directory = os.path.dirname(os.path.abspath(self.path))
+        fd, self.tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+        self.file = os.fdopen(fd, "w", newline="")
+        return self.file
+
+    def __exit__(self, kind, value, traceback):
+        self.file.close()
+        if kind is None:
+            os.replace(self.tmp, self.path)
+        else:
+            os.unlink(self.tmp)
+
+
+def _atomic_write(path, text):
+    with _atomic_open(path) as f:
+        f.write(text)
+
+
+def _atomic_save_weights(model, path):
+    tmp = path[: -len(".weights.h5")] + ".tmp.weights.h5"
+    model.save_weights(tmp)
+    os.replace(tmp, path)
+
+
+def git_commit():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True, timeout=10)
+        commit = out.stdout.strip() if out.returncode == 0 else None
+        return f"{commit}-dirty" if commit and dirty.stdout.strip() else commit
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def hardware():
+    devices = [d.device_type for d in tf.config.list_physical_devices()]
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "devices": devices,
+            "tensorflow": tf.__version__, "keras": keras.__version__}
+
+
+def plot_curves(rows, path):
+    """Loss and accuracy per epoch, train and validation, as a PNG."""
+    epochs = [r["epoch"] for r in rows]
+    fig = new_figure(10, 4)
+    axes = fig.subplots(1, 2)
+    for ax, key in zip(axes, ("loss", "accuracy")):
+        ax.plot(epochs, [r.get(key, np.nan) for r in rows], label="train")
+        if any(f"val_{key}" in r for r in rows):
+            ax.plot(epochs, [r.get(f"val_{key}", np.nan) for r in rows], label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+# --------------------------------------------------------------------------
+# The training job
+# --------------------------------------------------------------------------
+def _prebuild_for_multi_worker(model, strategy, train_split, config):
+    """Works around two failures of Keras 3 `fit` under MultiWorkerMirroredStrategy
+    (keras-team/keras#20585; seen with Keras 3.15, TF 2.21):
+
+    * `fit` first all-reduces a distributed input batch to build the compiled
+      loss and metrics symbolically, and that reduce fails ("Attempt to
+      convert a value (PerReplica ...)"). We build them from a local batch
+      instead, which is all the reduce was for, and skip Keras' build.
+    * `fit` reduces the logged metrics of every step with a "mean" along
+      axis 0, which fails for scalars. The step functions here return them
+      as 1-vectors, which that reduce turns into the mean over workers.
+    The gradients are all-reduced by the strategy as usual.
+    """
+    for name in ("train_step", "test_step"):
+        step = getattr(model, name)
+
+        def as_vectors(data, step=step):
+            return {k: tf.reshape(v, [1]) for k, v in step(data).items()}
+
+        setattr(model, name, as_vectors)
+    images, labels = next(iter(zdata.eval_dataset(train_split.subset(np.arange(2)), 2)))
+    with strategy.scope():
+        model._symbolic_build(data_batch=(images, labels))
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+
+
+def _check_resumable(config, output_dir):
+    path = os.path.join(output_dir, "config.json")
+    saved_fields = dataclasses.asdict(config)
+    if os.path.exists(path):
+        with open(path) as f:
+            saved = json.load(f)
+        ignore = {"verbose", "output_dir", "data_dir"}
+        diff = {k: (saved.get(k), v) for k, v in saved_fields.items()
+                if k not in ignore and saved.get(k) != v}
+        if diff:
+            raise ValueError(
+                f"{output_dir} holds a run with a different configuration "
+                f"(saved vs now: {diff}). Use another --output_dir or remove it.")
+    return saved_fields
+
+
+def train(config, callbacks=()):
+    """Runs (or resumes) a training job. Returns the dict written to results.json."""
+    config = config.resolved()
+    keras.config.set_dtype_policy("mixed_bfloat16" if config.mixed_precision else "float32")
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    strategy = make_strategy(config.strategy)
+    chief = is_chief(strategy)
+    output_dir = config.output_dir if chief else tempfile.mkdtemp(prefix="zoo-worker-")
+    os.makedirs(output_dir, exist_ok=True)
+    config_fields = _check_resumable(config, output_dir)
+    if chief:
+        _atomic_write(os.path.join(output_dir, "config.json"), json.dumps(config_fields, indent=2))
+
+    train_split = zdata.load(config.dataset, "train", config.data_dir)
+    test_split = zdata.load(config.dataset, "test", config.data_dir)
+    if config.limit_train:
+        train_split = train_split.subset(np.arange(min(config.limit_train, len(train_split))))
+    if config.limit_eval:
+        test_split = test_split.subset(np.arange(min(config.limit_eval, len(test_split))))
+    train_split = zdata.stratified_subset(train_split, config.fraction, config.seed)
+
+    steps_per_epoch = zdata.steps_per_epoch(len(train_split), config.batch_size)
+    total_steps = config.steps or config.epochs * steps_per_epoch
+    total_epochs = math.ceil(total_steps / steps_per_epoch)
+
+    # The reversible engine applies where the blocks are invertible (not ResNet).
+    reversible = config.reversible and registry.get_entry(config.model).invertible
+    keras.utils.set_random_seed(config.seed)
+    with strategy.scope():
+        model = registry.build(
+            config.model, classes=train_split.num_classes, input_shape=train_split.image_shape,
+            reversible=reversible, weight_decay=config.weight_decay,
+            smoothness_decay=config.smoothness_decay,
+            synchronized_bn=strategy.num_replicas_in_sync > 1)
+        recipe = RECIPES[config.recipe]
+        optimizer = keras.optimizers.SGD(
+            make_schedule(config, steps_per_epoch, total_steps),
+            momentum=recipe.momentum, nesterov=recipe.nesterov)
+        model.compile(
+            optimizer=optimizer,
+            loss=keras.losses.SparseCategoricalCrossentropy(),
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+                     keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5")],
+        )
+        optimizer.build(model.trainable_variables)
+        progress = _Progress()
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
+                                         epoch=progress.epoch, batch=progress.batch,
+                                         best=progress.best)
+    manager = tf.train.CheckpointManager(checkpoint, os.path.join(output_dir, "checkpoints"),
+                                         max_to_keep=2)
+    resumed_from = None
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        resumed_from = manager.latest_checkpoint
+        if chief:
+            print(f"Resuming from {resumed_from}: epoch {int(progress.epoch.numpy()) + 1}, "
+                  f"batch {int(progress.batch.numpy())}, step {int(optimizer.iterations.numpy())}.")
+
+    metrics_json = os.path.join(output_dir, "metrics.json")
+    rows = []
+    if os.path.exists(metrics_json):
+        with open(metrics_json) as f:
+            rows = [r for r in json.load(f) if r["epoch"] <= int(progress.epoch.numpy())]
+    best_path = os.path.join(output_dir, "best.weights.h5")
+    epoch_log = EpochLog(rows, os.path.join(output_dir, "metrics.csv"), metrics_json,
+                         best_path, progress, config.batch_size, chief)
+    tensorboard = keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard"))
+    eval_ds = zdata.eval_dataset(test_split, config.batch_size)
+
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        _prebuild_for_multi_worker(model, strategy, train_split, config)
+
+    start = time.perf_counter()
+    step = int(optimizer.iterations.numpy())
+    while step < total_steps:
+        epoch, first_batch = int(progress.epoch.numpy()), int(progress.batch.numpy())
+        steps_now = min(steps_per_epoch - first_batch, total_steps - step)
+        saver = StepCheckpoint(manager, progress, epoch, first_batch, config.checkpoint_every)
+        validate = (epoch + 1) % config.validation_freq == 0 or step + steps_now >= total_steps
+        model.fit(
+            zdata.train_dataset(train_split, config.batch_size, config.seed, epoch, first_batch),
+            epochs=total_epochs, initial_epoch=epoch, steps_per_epoch=steps_now, shuffle=False,
+            validation_data=eval_ds if validate else None,
+            callbacks=[saver, epoch_log, tensorboard, *callbacks, _OneEpoch()],
+            verbose=config.verbose)
+        if saver.diverged_at:
+            e, b, value = saver.diverged_at
+            last = (f"The last good checkpoint is {manager.latest_checkpoint}."
+                    if manager.latest_checkpoint else "No checkpoint had been written yet.")
+            raise TrainingDiverged(
+                f"The training loss became {value} at epoch {e + 1}, batch {b} "
+                f"(step {int(optimizer.iterations.numpy())}); training stopped. {last} "
+                f"Try a lower --learning_rate, float32 instead of mixed precision, "
+                f"or check the data.")
+        step = int(optimizer.iterations.numpy())
+        progress.epoch.assign(epoch + 1)
+        progress.batch.assign(0)
+        manager.save(checkpoint_number=step)
+    wall = time.perf_counter() - start
+
+    final = model.evaluate(eval_ds, verbose=0, return_dict=True)
+    results = {
+        "model": config.model, "dataset": config.dataset, "train_examples": len(train_split),
+        "test_examples": len(test_split), "steps": step, "epochs": total_epochs,
+        "test": {k: float(v) for k, v in final.items()},
+        "best_val_accuracy": float(progress.best.numpy()),
+        "wall_seconds_this_session": round(wall, 1), "resumed_from": resumed_from,
+        "config": config_fields, "reversible_engine": reversible,
+        "parameters": model.count_params(),
+        "code_commit": git_commit(), "hardware": hardware(),
+        "replicas": strategy.num_replicas_in_sync,
+    }
+    if chief:
+        _atomic_save_weights(model, os.path.join(output_dir, "last.weights.h5"))
+        if rows:
+            plot_curves(rows, os.path.join(output_dir, "curves.png"))
+        _atomic_write(os.path.join(output_dir, "results.json"), json.dumps(results, indent=2))
+    return results
