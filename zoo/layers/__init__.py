@@ -1,7 +1,14 @@
 """Layers of the zoo: blocks (each knows its forward and its inverse), units
 (stacked blocks at one resolution) and the small layers the models need."""
 
-from zoo.layers.base import Block, Coupling, CouplingBlock, InvertibleBlock, WeightSpec
+from zoo.layers.base import (
+    Block,
+    Coupling,
+    CouplingBlock,
+    HalvesCouplingBlock,
+    InvertibleBlock,
+    WeightSpec,
+)
 from zoo.layers.hamiltonian import HamiltonianBlock
 from zoo.layers.multistep import LeapfrogBlock, MidpointBlock
 from zoo.layers.preprocessing import PerImageStandardization
@@ -14,6 +21,7 @@ __all__ = [
     "Block",
     "Coupling",
     "CouplingBlock",
+    "HalvesCouplingBlock",
     "HamiltonianBlock",
     "InvertibleBlock",
     "LeapfrogBlock",

@@ -345,6 +345,23 @@ class CouplingBlock(InvertibleBlock):
         return tuple(x), tuple(g), dict(zip(names, weight_grads))
 
 
+class HalvesCouplingBlock(CouplingBlock):
+    """A coupling block whose state is the input's channels split into two
+    halves (Y, Z) = (first half, second half)."""
+
+    def _half(self, channels):
+        if channels % 2:
+            raise ValueError(
+                f"{type(self).__name__} splits channels into halves; got {channels} channels.")
+        return channels // 2
+
+    def input_to_state(self, x):
+        return tuple(tf.split(x, 2, axis=-1))
+
+    def state_to_output(self, state):
+        return tf.concat(state, axis=-1)
+
+
 def _scaled(x, scale):
     return x if scale == 1 else (-x if scale == -1 else x * scale)
 

@@ -1,14 +1,13 @@
 """Hamiltonian block of Chang et al. (AAAI 2018), Eq. 10."""
 
 import keras
-import tensorflow as tf
 
 from zoo.layers import ops
-from zoo.layers.base import Coupling, CouplingBlock, WeightSpec
+from zoo.layers.base import Coupling, HalvesCouplingBlock, WeightSpec
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class HamiltonianBlock(CouplingBlock):
+class HamiltonianBlock(HalvesCouplingBlock):
     """One Verlet step of the Hamiltonian network (Chang et al. 2018, Eq. 10):
 
         Y_{j+1} = Y_j     + h K_{j1}^T σ(K_{j1} Z_j     + b_{j1})
@@ -38,11 +37,7 @@ class HamiltonianBlock(CouplingBlock):
         self.bias_initializer = bias_initializer
 
     def weight_specs(self, channels):
-        if channels % 2:
-            raise ValueError(
-                f"HamiltonianBlock splits channels into halves Y and Z; got {channels} channels."
-            )
-        half = channels // 2
+        half = self._half(channels)
         k = self.kernel_size
         return {
             "k1": WeightSpec((k, k, half, half), self.kernel_initializer, "kernel"),
@@ -50,12 +45,6 @@ class HamiltonianBlock(CouplingBlock):
             "k2": WeightSpec((k, k, half, half), self.kernel_initializer, "kernel"),
             "b2": WeightSpec((half,), self.bias_initializer, "bias"),
         }
-
-    def input_to_state(self, x):
-        return tuple(tf.split(x, 2, axis=-1))
-
-    def state_to_output(self, state):
-        return tf.concat(state, axis=-1)
 
     def _momentum_update(self, z, w, step, training, stats):
         return self.h * ops.conv_transpose(ops.relu(ops.conv(z, w["k1"]) + w["b1"]), w["k1"])

@@ -7,7 +7,7 @@ from zoo.layers import ops
 from zoo.layers.base import (
     Block,
     Coupling,
-    CouplingBlock,
+    HalvesCouplingBlock,
     WeightSpec,
     apply_batch_norm,
     batch_norm_specs,
@@ -33,7 +33,7 @@ def _residual_function(prefix, x, w, training, stats, strides=1):
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class RevNetBlock(CouplingBlock):
+class RevNetBlock(HalvesCouplingBlock):
     """Reversible residual block (Gomez et al. 2017, Eq. 1-2):
 
         y1 = x1 + F(x2)
@@ -51,20 +51,12 @@ class RevNetBlock(CouplingBlock):
         self.kernel_initializer = kernel_initializer
 
     def weight_specs(self, channels):
-        if channels % 2:
-            raise ValueError(f"RevNetBlock splits channels into halves; got {channels}.")
-        half = channels // 2
+        half = self._half(channels)
         specs = _residual_function_specs("f", half, half, self.kernel_size, self.kernel_initializer)
         specs.update(
             _residual_function_specs("g", half, half, self.kernel_size, self.kernel_initializer)
         )
         return specs
-
-    def input_to_state(self, x):
-        return tuple(tf.split(x, 2, axis=-1))
-
-    def state_to_output(self, state):
-        return tf.concat(state, axis=-1)
 
     def _f(self, x, w, step, training, stats):
         return _residual_function("f", x, w, training, stats)

@@ -95,6 +95,41 @@ def head(x, inputs, name, *, include_top, classes, pooling, classifier_activatio
     return keras.Model(inputs, x, name=name)
 
 
+def classifier(
+    name,
+    stem_channels,
+    body,
+    *,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=10,
+    classifier_activation="softmax",
+    weight_decay=0.0,
+    synchronized_bn=False,
+    final_norm=True,
+):
+    """Assembles a model: inputs and standardisation, stem, `body`, head.
+
+    `body(x)` adds the architecture's units to the stem's output. The keyword
+    arguments are those of keras.applications builders (plus weight_decay and
+    synchronized_bn); every zoo builder passes them through to here.
+    """
+    input_shape = validate_input_shape(input_shape, include_top)
+    validate_head(include_top, classes, pooling, classifier_activation)
+    inputs, x = model_inputs(input_shape, input_tensor)
+    x = stem(x, stem_channels, weight_decay, synchronized_bn=synchronized_bn)
+    x = body(x)
+    model = head(
+        x, inputs, name, include_top=include_top, classes=classes, pooling=pooling,
+        classifier_activation=classifier_activation, weight_decay=weight_decay,
+        final_norm=final_norm, synchronized_bn=synchronized_bn,
+    )
+    return load_weights(model, weights)
+
+
 def load_weights(model, weights):
     """weights: None (random initialisation) or the path of a Keras weights file."""
     if weights is None:

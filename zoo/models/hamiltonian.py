@@ -12,31 +12,13 @@ function and parameter count as the paper's grouping; the smoothness decay
 (Eq. 22) couples that block with its neighbours in time.
 """
 
-import keras
-
 from zoo.layers import HamiltonianBlock, LeapfrogBlock, MidpointBlock, PoolAndPad, ReversibleUnit
 from zoo.models import common
 from zoo.registry import register_model
 
 
-def reversible_ode_network(
-    block,
-    blocks_per_unit,
-    widths,
-    name,
-    *,
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=10,
-    classifier_activation="softmax",
-    reversible=True,
-    weight_decay=0.0,
-    smoothness_decay=0.0,
-    synchronized_bn=False,
-):
+def reversible_ode_network(block, blocks_per_unit, widths, name, *, reversible=True,
+                           weight_decay=0.0, smoothness_decay=0.0, **kwargs):
     """Builds a network of `block`s in the layout of Chang et al. (2018).
 
     Args:
@@ -46,33 +28,25 @@ def reversible_ode_network(
       reversible: backprop by reconstruction (True) or plain autodiff (False).
       weight_decay: λ of (λ/2)Σw² on every kernel (SGD weight decay λ).
       smoothness_decay: coefficient of the smoothness term of Eq. 22.
-      synchronized_bn: batch statistics of the stem and final BN over all
-        replicas of a distribution strategy (the blocks have no BN).
-      Other arguments as in keras.applications.
+      **kwargs: as in `common.classifier` (keras.applications arguments;
+        synchronized_bn applies to the stem and final BN, the blocks have none).
     """
-    input_shape = common.validate_input_shape(input_shape, include_top)
-    common.validate_head(include_top, classes, pooling, classifier_activation)
     n = int(blocks_per_unit)
     if n < 2:
         raise ValueError(f"Each unit needs at least 2 blocks, got {n}.")
     groups = 2 if isinstance(block, HamiltonianBlock) else 1
 
-    inputs, x = common.model_inputs(input_shape, input_tensor)
-    x = common.stem(x, widths[0], weight_decay, synchronized_bn=synchronized_bn)
-    depths = (n + 1, n, n - 1)
-    for k, (depth, width) in enumerate(zip(depths, widths)):
-        if k > 0:
-            x = PoolAndPad(width, groups=groups, name=f"transition{k}")(x)
-        x = ReversibleUnit(
-            block, depth, reversible=reversible, weight_decay=weight_decay,
-            smoothness_decay=smoothness_decay, name=f"unit{k + 1}",
-        )(x)
-    model = common.head(
-        x, inputs, name, include_top=include_top, classes=classes, pooling=pooling,
-        classifier_activation=classifier_activation, weight_decay=weight_decay,
-        synchronized_bn=synchronized_bn,
-    )
-    return common.load_weights(model, weights)
+    def body(x):
+        for k, (depth, width) in enumerate(zip((n + 1, n, n - 1), widths)):
+            if k > 0:
+                x = PoolAndPad(width, groups=groups, name=f"transition{k}")(x)
+            x = ReversibleUnit(
+                block, depth, reversible=reversible, weight_decay=weight_decay,
+                smoothness_decay=smoothness_decay, name=f"unit{k + 1}",
+            )(x)
+        return x
+
+    return common.classifier(name, widths[0], body, weight_decay=weight_decay, **kwargs)
 
 
 def _family(block_cls, n, widths, model_name, h=0.1, **kwargs):

@@ -5,50 +5,32 @@ from zoo.models import common
 from zoo.registry import register_model
 
 
-def revnet(
-    blocks_per_stage,
-    widths,
-    name,
-    *,
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=10,
-    classifier_activation="softmax",
-    reversible=True,
-    weight_decay=0.0,
-    smoothness_decay=0.0,
-    synchronized_bn=False,
-):
+def revnet(blocks_per_stage, widths, name, *, reversible=True, weight_decay=0.0,
+           smoothness_decay=0.0, **kwargs):
     """RevNet: 3×3 conv + BN + ReLU; three stages of n RevNet blocks; the
     first block of stages 2 and 3 is the non-reversible downsampling block;
     final BN + ReLU + global average pooling + dense.
 
+    Other keyword arguments as in `common.classifier` (keras.applications).
     synchronized_bn applies to the stem and final BN; the BN inside the blocks
-    uses per-replica statistics under a distribution strategy."""
-    input_shape = common.validate_input_shape(input_shape, include_top)
-    common.validate_head(include_top, classes, pooling, classifier_activation)
+    uses per-replica statistics under a distribution strategy.
+    """
     n = int(blocks_per_stage)
-    inputs, x = common.model_inputs(input_shape, input_tensor)
-    x = common.stem(x, widths[0], weight_decay, synchronized_bn=synchronized_bn)
-    for k, width in enumerate(widths):
-        depth = n
-        if k > 0:
-            x = RevNetDownsampleBlock(width, name=f"stage{k + 1}_downsample")(x)
-            depth = n - 1
-        if depth > 0:
-            x = ReversibleUnit(
-                RevNetBlock(), depth, reversible=reversible, weight_decay=weight_decay,
-                smoothness_decay=smoothness_decay, name=f"stage{k + 1}",
-            )(x)
-    model = common.head(
-        x, inputs, name, include_top=include_top, classes=classes, pooling=pooling,
-        classifier_activation=classifier_activation, weight_decay=weight_decay,
-        synchronized_bn=synchronized_bn,
-    )
-    return common.load_weights(model, weights)
+
+    def body(x):
+        for k, width in enumerate(widths):
+            depth = n
+            if k > 0:
+                x = RevNetDownsampleBlock(width, name=f"stage{k + 1}_downsample")(x)
+                depth = n - 1
+            if depth > 0:
+                x = ReversibleUnit(
+                    RevNetBlock(), depth, reversible=reversible, weight_decay=weight_decay,
+                    smoothness_decay=smoothness_decay, name=f"stage{k + 1}",
+                )(x)
+        return x
+
+    return common.classifier(name, widths[0], body, weight_decay=weight_decay, **kwargs)
 
 
 @register_model("revnet-38", family="revnet", paper_params=0.46e6)
