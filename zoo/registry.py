@@ -23,7 +23,8 @@ class ModelEntry:
     name: str
     builder: Callable
     family: str
-    # Parameter count reported in Table 1 of Chang et al. (2018).
+    # Parameter count reported in the architecture's paper (Table 1 of Chang
+    # et al. 2018, or of Ruthotto & Haber 2020 for the PDE-CNNs).
     paper_params: Optional[float] = None
     # Whether the blocks can run in the reversible engine (not ResNet).
     invertible: bool = True

@@ -11,6 +11,8 @@ from zoo.layers.base import (
 )
 from zoo.layers.hamiltonian import HamiltonianBlock
 from zoo.layers.multistep import LeapfrogBlock, MidpointBlock
+from zoo.layers.normalization import TVNormalization
+from zoo.layers.parabolic import ParabolicBlock
 from zoo.layers.preprocessing import PerImageStandardization
 from zoo.layers.residual import ResidualBlock
 from zoo.layers.revnet import RevNetBlock, RevNetDownsampleBlock
@@ -26,6 +28,7 @@ __all__ = [
     "InvertibleBlock",
     "LeapfrogBlock",
     "MidpointBlock",
+    "ParabolicBlock",
     "PerImageStandardization",
     "PoolAndPad",
     "ResidualBlock",
@@ -33,5 +36,6 @@ __all__ = [
     "RevNetBlock",
     "RevNetDownsampleBlock",
     "StackedUnit",
+    "TVNormalization",
     "WeightSpec",
 ]

@@ -4,6 +4,7 @@ import keras
 
 from zoo.layers import ops
 from zoo.layers.base import Coupling, HalvesCouplingBlock, WeightSpec
+from zoo.layers.normalization import check_normalization, normalization_specs, normalize
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -21,18 +22,26 @@ class HamiltonianBlock(HalvesCouplingBlock):
         Z_j = Z_{j+1} + h K_{j2}^T σ(K_{j2} Y_{j+1} + b_{j2})
         Y_j = Y_{j+1} − h K_{j1}^T σ(K_{j1} Z_j     + b_{j1})
 
+    With normalization="tv" it is the hyperbolic Hamiltonian block of
+    Ruthotto & Haber (2020) with their symmetric layer F_sym = K^T σ(N(K·+b)),
+    N the TV normalisation: σ(K z + b) becomes σ(N(K z + b)).
+
     Args:
       h: step size (0.1 in the paper's experiments).
       kernel_size: spatial size of K (3).
+      normalization: None or "tv".
+      norm_affine: learned per-channel scale and shift after the normalisation.
       kernel_initializer, bias_initializer: for a standalone block and for
         each slice of a stacked unit.
     """
 
-    def __init__(self, h=0.1, kernel_size=3, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", **kwargs):
+    def __init__(self, h=0.1, kernel_size=3, normalization=None, norm_affine=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
         self.h = float(h)
         self.kernel_size = int(kernel_size)
+        self.normalization = check_normalization(normalization)
+        self.norm_affine = bool(norm_affine)
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
 
@@ -44,13 +53,22 @@ class HamiltonianBlock(HalvesCouplingBlock):
             "b1": WeightSpec((half,), self.bias_initializer, "bias"),
             "k2": WeightSpec((k, k, half, half), self.kernel_initializer, "kernel"),
             "b2": WeightSpec((half,), self.bias_initializer, "bias"),
+            **normalization_specs(self.normalization, "n1", half, self.norm_affine),
+            **normalization_specs(self.normalization, "n2", half, self.norm_affine),
         }
 
+    def _layer(self, x, w, index):
+        """K_i^T σ(N(K_i x + b_i))."""
+        k = w[f"k{index}"]
+        a = normalize(self.normalization, f"n{index}", ops.conv(x, k) + w[f"b{index}"], w,
+                      self.norm_affine)
+        return ops.conv_transpose(ops.relu(a), k)
+
     def _momentum_update(self, z, w, step, training, stats):
-        return self.h * ops.conv_transpose(ops.relu(ops.conv(z, w["k1"]) + w["b1"]), w["k1"])
+        return self.h * self._layer(z, w, 1)
 
     def _position_update(self, y, w, step, training, stats):
-        return -self.h * ops.conv_transpose(ops.relu(ops.conv(y, w["k2"]) + w["b2"]), w["k2"])
+        return -self.h * self._layer(y, w, 2)
 
     def couplings(self):
         return (
@@ -63,6 +81,8 @@ class HamiltonianBlock(HalvesCouplingBlock):
         config.update(
             h=self.h,
             kernel_size=self.kernel_size,
+            normalization=self.normalization,
+            norm_affine=self.norm_affine,
             kernel_initializer=self.kernel_initializer,
             bias_initializer=self.bias_initializer,
         )

@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from zoo.layers import ops
 from zoo.layers.base import Coupling, CouplingBlock, WeightSpec
+from zoo.layers.normalization import check_normalization, normalization_specs, normalize
 
 
 class _TwoStepBlock(CouplingBlock):
@@ -29,12 +30,15 @@ class _TwoStepBlock(CouplingBlock):
 
     permutation = (1, 0)
 
-    def __init__(self, h=0.1, kernel_size=3, first_step=False,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+    def __init__(self, h=0.1, kernel_size=3, first_step=False, normalization=None,
+                 norm_affine=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 **kwargs):
         super().__init__(**kwargs)
         self.h = float(h)
         self.kernel_size = int(kernel_size)
         self.first_step = bool(first_step)
+        self.normalization = check_normalization(normalization)
+        self.norm_affine = bool(norm_affine)
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
 
@@ -47,7 +51,11 @@ class _TwoStepBlock(CouplingBlock):
         return {
             "k": WeightSpec((k, k, channels, channels), self.kernel_initializer, "kernel"),
             "b": WeightSpec((channels,), self.bias_initializer, "bias"),
+            **normalization_specs(self.normalization, "n", channels, self.norm_affine),
         }
+
+    def _normalized(self, a, w):
+        return normalize(self.normalization, "n", a, w, self.norm_affine)
 
     def _coefficient(self, full, step, dtype):
         """`full` for steps j ≥ 1, full / 2 for the one-step start j = 0."""
@@ -78,6 +86,8 @@ class _TwoStepBlock(CouplingBlock):
             h=self.h,
             kernel_size=self.kernel_size,
             first_step=self.first_step,
+            normalization=self.normalization,
+            norm_affine=self.norm_affine,
             kernel_initializer=self.kernel_initializer,
             bias_initializer=self.bias_initializer,
         )
@@ -98,7 +108,7 @@ class MidpointBlock(_TwoStepBlock):
     def _rhs(self, y, w, step, training, stats):
         k = w["k"]
         coef = self._coefficient(2 * self.h, step, y.dtype)
-        return coef * ops.relu(ops.conv(y, k) - ops.conv_transpose(y, k) + w["b"])
+        return coef * ops.relu(self._normalized(ops.conv(y, k) - ops.conv_transpose(y, k) + w["b"], w))
 
     def couplings(self):
         return (Coupling(target=0, source=1, fn=self._rhs),)
@@ -111,13 +121,15 @@ class LeapfrogBlock(_TwoStepBlock):
         Y_{j+1} = 2 Y_j − Y_{j-1} − h² K_j^T σ(K_j Y_j + b_j),      j ≥ 1
         Y_1     = Y_0 − (h²/2) K_0^T σ(K_0 Y_0 + b_0)                (Y_{-1} = Y_1)
 
-    See the module docstring for the choice of the start.
+    See the module docstring for the choice of the start. With
+    normalization="tv" it is the second-order (hyperbolic) block of Ruthotto &
+    Haber (2020), Y_{j+1} = 2Y_j − Y_{j−1} − h² K^T σ(N(K Y_j + b)).
     """
 
     def _rhs(self, y, w, step, training, stats):
         k = w["k"]
         coef = self._coefficient(self.h * self.h, step, y.dtype)
-        return -coef * ops.conv_transpose(ops.relu(ops.conv(y, k) + w["b"]), k)
+        return -coef * ops.conv_transpose(ops.relu(self._normalized(ops.conv(y, k) + w["b"], w)), k)
 
     def couplings(self):
         return (Coupling(target=0, source=1, fn=self._rhs, scale=-1.0, source_scale=2.0),)

@@ -86,3 +86,13 @@ def downsample(x, method):
     if method == "subsample":
         return x[:, ::2, ::2, :]
     raise ValueError(f"Unknown downsampling method {method!r}.")
+
+
+# Ruthotto & Haber's Meganet code uses this epsilon in its TV normalisation.
+TV_EPSILON = 1e-4
+
+
+def tv_norm(x, epsilon=TV_EPSILON):
+    """Total-variation normalisation of Ruthotto & Haber (2020): every pixel's
+    channel vector divided by its length, y / sqrt(Σ_c y² + ε)."""
+    return x * tf.math.rsqrt(tf.reduce_sum(tf.square(x), axis=-1, keepdims=True) + epsilon)

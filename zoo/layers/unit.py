@@ -1,11 +1,12 @@
 """Units: `depth` blocks of one type at one resolution, with stacked weights."""
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from zoo import engine
 from zoo.initializers import StackedInitializer
-from zoo.layers.base import Block, InvertibleBlock, update_moving_statistics
+from zoo.layers.base import MOVING_ROLES, Block, InvertibleBlock, update_moving_statistics
 from zoo.regularizers import StackedKernelRegularizer
 
 
@@ -15,6 +16,32 @@ def _deserialize_block(block):
     if not isinstance(block, Block):
         raise TypeError(f"A unit needs a zoo Block, got {type(block).__name__}.")
     return block
+
+
+def linear_interpolation_matrix(steps, control_points):
+    """A (steps, control_points) matrix A with W_step = A @ W_control.
+
+    Step j sits at time j/(steps−1) and control point m at m/(control_points−1)
+    of the same interval (Onken et al.: the weights live on their own time
+    grid); each row interpolates linearly between its two neighbouring control
+    points, so a step that falls on a control point takes its weights exactly.
+    One control point gives constant weights.
+    """
+    if not 1 <= control_points <= steps:
+        raise ValueError(
+            f"control_points must be between 1 and the number of steps ({steps}), "
+            f"got {control_points}.")
+    matrix = np.zeros((steps, control_points))
+    if control_points == 1:
+        matrix[:, 0] = 1.0
+        return matrix
+    positions = np.linspace(0.0, control_points - 1.0, steps) if steps > 1 else np.zeros(1)
+    for j, position in enumerate(positions):
+        left = min(int(np.floor(position)), control_points - 2)
+        fraction = position - left
+        matrix[j, left] = 1.0 - fraction
+        matrix[j, left + 1] = fraction
+    return matrix
 
 
 class _TemplateHolder:
@@ -45,9 +72,14 @@ class StackedUnit(keras.layers.Layer):
       weight_decay: coefficient λ of (λ/2) Σ ||K_j||² on the kernels.
       smoothness_decay: coefficient of the weight-smoothness term of Eq. 22.
       h: time step used by the smoothness term (defaults to block.h or 1).
+      control_points: M ≤ depth. The unit then holds M sets of weights on
+        their own time grid and block j uses the linear interpolation at its
+        time (Onken, Novikov, Treister, Haber, Ruthotto); None means one set
+        per block. Not for blocks with batch-norm moving statistics.
     """
 
-    def __init__(self, block, depth, weight_decay=0.0, smoothness_decay=0.0, h=None, **kwargs):
+    def __init__(self, block, depth, weight_decay=0.0, smoothness_decay=0.0, h=None,
+                 control_points=None, **kwargs):
         super().__init__(**kwargs)
         block = _deserialize_block(block)
         if int(depth) < 1:
@@ -60,21 +92,40 @@ class StackedUnit(keras.layers.Layer):
         self.weight_decay = float(weight_decay)
         self.smoothness_decay = float(smoothness_decay)
         self.h = float(h if h is not None else getattr(block, "h", 1.0))
+        self.control_points = None if control_points is None else int(control_points)
+        self._interpolation = None
+        if self.control_points is not None:
+            self._interpolation = linear_interpolation_matrix(self.depth, self.control_points)
         self._stacked = {}
 
     @property
     def block(self):
         return self._template.block
 
+    @property
+    def stored_depth(self):
+        """How many sets of block weights the unit stores."""
+        return self.control_points or self.depth
+
     def build(self, input_shape):
         channels = int(input_shape[-1])
+        specs = self.block.weight_specs(channels)
+        if self.control_points is not None and any(s.role in MOVING_ROLES for s in specs.values()):
+            raise ValueError(
+                f"{type(self.block).__name__} has batch-norm moving statistics, which cannot "
+                "be interpolated in time; use control_points=None.")
         regularizer = None
         if self.weight_decay or self.smoothness_decay:
-            regularizer = StackedKernelRegularizer(self.weight_decay, self.smoothness_decay, self.h)
-        for name, spec in self.block.weight_specs(channels).items():
+            # The smoothness term is a time integral: between control points
+            # the spacing is h·(N−1)/(M−1) (h itself when M = N).
+            spacing = self.h
+            if self.control_points and self.control_points > 1:
+                spacing = self.h * (self.depth - 1) / (self.control_points - 1)
+            regularizer = StackedKernelRegularizer(self.weight_decay, self.smoothness_decay, spacing)
+        for name, spec in specs.items():
             self._stacked[name] = self.add_weight(
                 name=name,
-                shape=(self.depth,) + tuple(spec.shape),
+                shape=(self.stored_depth,) + tuple(spec.shape),
                 initializer=StackedInitializer(spec.initializer),
                 regularizer=regularizer if spec.role == "kernel" else None,
                 trainable=spec.trainable,
@@ -82,9 +133,15 @@ class StackedUnit(keras.layers.Layer):
             )
 
     def _split_weights(self):
+        """Per-block weights (interpolated from the control points, if any),
+        split into trainable and constant ones."""
         trainable, constants = {}, {}
         for name, v in self._stacked.items():
-            (trainable if v.trainable else constants)[name] = v.value
+            value = v.value
+            if self._interpolation is not None:
+                matrix = tf.constant(self._interpolation, value.dtype)
+                value = tf.tensordot(matrix, value, axes=1)
+            (trainable if v.trainable else constants)[name] = value
         return trainable, constants
 
     def _run(self, state, trainable, constants, training):
@@ -113,6 +170,7 @@ class StackedUnit(keras.layers.Layer):
             weight_decay=self.weight_decay,
             smoothness_decay=self.smoothness_decay,
             h=self.h,
+            control_points=self.control_points,
         )
         return config
 

@@ -11,5 +11,6 @@ from zoo.models.hamiltonian import (
     Midpoint62,
     reversible_ode_network,
 )
+from zoo.models.pde import HyperbolicHamiltonian, Parabolic, SecondOrder, pde_network
 from zoo.models.resnet import ResNet32, ResNet110, cifar_resnet
 from zoo.models.revnet import RevNet38, RevNet110, revnet

@@ -4,7 +4,7 @@ import os
 
 import keras
 
-from zoo.layers import PerImageStandardization
+from zoo.layers import PerImageStandardization, TVNormalization
 from zoo.regularizers import weight_decay_regularizer
 
 DEFAULT_INPUT_SHAPE = (32, 32, 3)
@@ -56,8 +56,17 @@ def model_inputs(input_shape, input_tensor=None):
     return inputs, PerImageStandardization(name="standardize")(inputs)
 
 
-def stem(x, channels, weight_decay, use_bias=False, synchronized_bn=False):
-    """3×3 convolution + BN + ReLU (the opening layer of every model).
+def normalization_layer(kind, name, synchronized_bn=False):
+    """"batch" (BatchNormalization) or "tv" (TVNormalization)."""
+    if kind == "batch":
+        return keras.layers.BatchNormalization(name=name, synchronized=synchronized_bn)
+    if kind == "tv":
+        return TVNormalization(name=name)
+    raise ValueError(f"Unknown normalization {kind!r}.")
+
+
+def stem(x, channels, weight_decay, use_bias=False, synchronized_bn=False, normalization="batch"):
+    """3×3 convolution + normalisation + ReLU (the opening layer of every model).
 
     synchronized_bn: batch statistics over all replicas of a distribution
     strategy instead of per replica (for results independent of the number
@@ -68,7 +77,8 @@ def stem(x, channels, weight_decay, use_bias=False, synchronized_bn=False):
         kernel_initializer="he_normal",
         kernel_regularizer=weight_decay_regularizer(weight_decay),
     )(x)
-    x = keras.layers.BatchNormalization(name="stem_bn", synchronized=synchronized_bn)(x)
+    x = normalization_layer(normalization, "stem_norm" if normalization != "batch" else "stem_bn",
+                            synchronized_bn)(x)
     return keras.layers.ReLU(name="stem_relu")(x)
 
 
@@ -110,6 +120,7 @@ def classifier(
     weight_decay=0.0,
     synchronized_bn=False,
     final_norm=True,
+    stem_normalization="batch",
 ):
     """Assembles a model: inputs and standardisation, stem, `body`, head.
 
@@ -120,7 +131,8 @@ def classifier(
     input_shape = validate_input_shape(input_shape, include_top)
     validate_head(include_top, classes, pooling, classifier_activation)
     inputs, x = model_inputs(input_shape, input_tensor)
-    x = stem(x, stem_channels, weight_decay, synchronized_bn=synchronized_bn)
+    x = stem(x, stem_channels, weight_decay, synchronized_bn=synchronized_bn,
+             normalization=stem_normalization)
     x = body(x)
     model = head(
         x, inputs, name, include_top=include_top, classes=classes, pooling=pooling,

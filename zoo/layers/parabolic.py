@@ -1,0 +1,59 @@
+"""The parabolic block of Ruthotto & Haber, "Deep Neural Networks Motivated by
+Partial Differential Equations" (JMIV 2020)."""
+
+import keras
+
+from zoo.layers import ops
+from zoo.layers.base import Block, WeightSpec
+from zoo.layers.normalization import check_normalization, normalization_specs, normalize
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class ParabolicBlock(Block):
+    """One forward-Euler step of the parabolic (heat-equation-like) network:
+
+        Y_{j+1} = Y_j − h K_j^T σ(N(K_j Y_j + b_j))
+
+    with their symmetric layer F_sym and N the TV normalisation. The
+    right-hand side is the negative gradient of a convex potential (for
+    monotone σ), so the continuous dynamics are stable; forward Euler is stable
+    when h · L · ||K||² ≤ 2, L the Lipschitz constant of σ∘N. TV normalisation
+    has no fixed L (its derivative grows like 1/sqrt(ε) near zero), so no h
+    is guaranteed: we use h = 0.1, the value of the other blocks, and the
+    learned scale of N keeps L in check in practice.
+
+    Not invertible (diffusion loses information): a unit of parabolic blocks
+    trains with ordinary backprop and stores its activations.
+    """
+
+    def __init__(self, h=0.1, kernel_size=3, normalization="tv", norm_affine=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        self.h = float(h)
+        self.kernel_size = int(kernel_size)
+        self.normalization = check_normalization(normalization)
+        self.norm_affine = bool(norm_affine)
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+
+    def weight_specs(self, channels):
+        k = self.kernel_size
+        return {
+            "k": WeightSpec((k, k, channels, channels), self.kernel_initializer, "kernel"),
+            "b": WeightSpec((channels,), self.bias_initializer, "bias"),
+            **normalization_specs(self.normalization, "n", channels, self.norm_affine),
+        }
+
+    def forward_step(self, state, weights, step, training):
+        (y,) = state
+        k = weights["k"]
+        a = normalize(self.normalization, "n", ops.conv(y, k) + weights["b"], weights,
+                      self.norm_affine)
+        return (y - self.h * ops.conv_transpose(ops.relu(a), k),), {}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(h=self.h, kernel_size=self.kernel_size, normalization=self.normalization,
+                      norm_affine=self.norm_affine, kernel_initializer=self.kernel_initializer,
+                      bias_initializer=self.bias_initializer)
+        return config

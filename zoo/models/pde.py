@@ -1,0 +1,86 @@
+"""The PDE-motivated CNNs of Ruthotto & Haber, "Deep Neural Networks Motivated
+by Partial Differential Equations" (JMIV 2020): parabolic, hyperbolic
+Hamiltonian and second-order networks.
+
+Layout (their CIFAR-10 / STL-10 architecture): a 3×3 convolution,
+normalisation and ReLU; per unit a PDE block of 3 time steps; then a 1×1
+connector convolution with normalisation and ReLU, and 2×2 average pooling
+(global average pooling after the last unit); channels 32-64-112-112: the
+units run at 32, 64 and 112 channels and the connectors map 32→64, 64→112 and
+112→112. The normalisation is TV normalisation throughout.
+"""
+
+import keras
+
+from zoo.layers import (
+    HamiltonianBlock,
+    LeapfrogBlock,
+    ParabolicBlock,
+    ReversibleUnit,
+    StackedUnit,
+    TVNormalization,
+)
+from zoo.models import common
+from zoo.regularizers import weight_decay_regularizer
+from zoo.registry import register_model
+
+WIDTHS = (32, 64, 112, 112)
+STEPS = 3
+
+
+def pde_network(block, name, *, widths=WIDTHS, steps=STEPS, control_points=None,
+                reversible=True, weight_decay=0.0, smoothness_decay=0.0, **kwargs):
+    """Builds a PDE-CNN of `block`s.
+
+    Args:
+      block: template block (ParabolicBlock, or a Hamiltonian/Leapfrog block
+        with normalization="tv").
+      widths: unit widths and the last connector's width.
+      steps: time steps per unit.
+      control_points: weights on their own time grid (M ≤ steps control
+        points per unit, linearly interpolated); None for one set per step.
+      reversible: use the reversible engine where the block is invertible
+        (the parabolic block is not, and always uses ordinary backprop).
+      **kwargs: as in `common.classifier` (keras.applications arguments).
+    """
+    invertible = isinstance(block, (HamiltonianBlock, LeapfrogBlock))
+
+    def body(x):
+        for k in range(len(widths) - 1):
+            unit_kwargs = dict(weight_decay=weight_decay, smoothness_decay=smoothness_decay,
+                               control_points=control_points, name=f"unit{k + 1}")
+            if invertible:
+                x = ReversibleUnit(block, steps, reversible=reversible, **unit_kwargs)(x)
+            else:
+                x = StackedUnit(block, steps, **unit_kwargs)(x)
+            x = keras.layers.Conv2D(
+                widths[k + 1], 1, use_bias=False, name=f"connector{k + 1}",
+                kernel_regularizer=weight_decay_regularizer(weight_decay))(x)
+            x = TVNormalization(name=f"connector{k + 1}_norm")(x)
+            x = keras.layers.ReLU(name=f"connector{k + 1}_relu")(x)
+            if k < len(widths) - 2:
+                x = keras.layers.AveragePooling2D(2, name=f"pool{k + 1}")(x)
+        return x
+
+    kwargs.setdefault("synchronized_bn", False)
+    return common.classifier(name, widths[0], body, weight_decay=weight_decay, final_norm=False,
+                             stem_normalization="tv", **kwargs)
+
+
+@register_model("parabolic", family="pde", paper_params=0.50e6)
+def Parabolic(h=0.1, **kwargs):
+    """Parabolic CNN: Y_{j+1} = Y_j − h K^T σ(N(K Y_j + b)) (not reversible)."""
+    return pde_network(ParabolicBlock(h=h), "parabolic", **kwargs)
+
+
+@register_model("hyperbolic-hamiltonian", family="pde", paper_params=0.26e6)
+def HyperbolicHamiltonian(h=0.1, **kwargs):
+    """Hamiltonian CNN with one kernel per half and F_sym (reversible)."""
+    return pde_network(HamiltonianBlock(h=h, normalization="tv"), "hyperbolic_hamiltonian",
+                       **kwargs)
+
+
+@register_model("second-order", family="pde", paper_params=0.50e6)
+def SecondOrder(h=0.1, **kwargs):
+    """Second-order CNN: Y_{j+1} = 2Y_j − Y_{j−1} − h² K^T σ(N(K Y_j + b)) (reversible)."""
+    return pde_network(LeapfrogBlock(h=h, normalization="tv"), "second_order", **kwargs)
