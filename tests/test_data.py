@@ -55,6 +55,19 @@ def test_image_folder_with_and_without_split_directories(tmp_path):
         assert split.label_names == ["cat", "dog"]
         assert list(split.labels) == [0, 0, 1, 1, 1]
         assert split.images.shape == (5, 6, 6, 3)
+    # A flat folder is a training split only; it is never served as the test split.
+    with pytest.raises(data.DataNotFoundError, match="no 'test' sub-folder"):
+        data.load(str(tmp_path / "flat"), "test")
+
+
+def test_holdout_is_stratified_and_disjoint(tmp_path):
+    _npz(tmp_path / "toy.npz", n_train=300)
+    full = data.load(str(tmp_path / "toy.npz"))
+    rest, held = data.holdout(full, 0.1, seed=0)
+    assert len(rest) == 270 and len(held) == 30 and held.split == "holdout"
+    assert np.bincount(held.labels).tolist() == [10, 10, 10]
+    seen = {im.tobytes() for im in rest.images}
+    assert not any(im.tobytes() in seen for im in held.images)
 
 
 def test_missing_data_says_what_was_looked_for(tmp_path):

@@ -208,3 +208,20 @@ def test_strategies_match_single_device_training(cifar10_small, tmp_path):
     for name in ("mirrored", "multi"):
         for a, b in zip(reference, _weights(tmp_path / name)):
             np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_image_folder_without_test_split_validates_on_a_holdout(tmp_path, capsys):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    for cls in ("cat", "dog"):
+        (tmp_path / "images" / cls).mkdir(parents=True)
+        for i in range(20):
+            image = rng.integers(0, 256, (32, 32, 3)).astype("uint8")
+            (tmp_path / "images" / cls / f"{i}.png").write_bytes(tf.io.encode_png(image).numpy())
+    results = training.train(training.TrainConfig(
+        model="hamiltonian-74", dataset=str(tmp_path / "images"), output_dir=str(tmp_path / "run"),
+        steps=2, batch_size=8, mixed_precision=False, verbose=0))
+    assert "no test split" in capsys.readouterr().out
+    assert results["train_examples"] == 36 and results["test_examples"] == 4
+    assert results["parameters"] == zoo.build("hamiltonian-74", classes=2).count_params()

@@ -144,7 +144,13 @@ def _load_path(path, split, name):
 
 
 def _load_folder(path, split, name):
-    root = os.path.join(path, split) if os.path.isdir(os.path.join(path, split)) else path
+    if os.path.isdir(os.path.join(path, split)):
+        root = os.path.join(path, split)
+    elif split == "train" and not os.path.isdir(os.path.join(path, "test")):
+        root = path  # a flat folder of class sub-folders is the training split
+    else:
+        raise DataNotFoundError(
+            f"{path} has no {split!r} sub-folder (expected {path}/{split}/<class>/*.png).")
     classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
     if not classes:
         raise DataNotFoundError(f"{root} has no class sub-folders (expected {root}/<class>/*.png).")
@@ -176,22 +182,36 @@ def _load_tfds(name, split, data_dir):
     return Split(images, labels, names, name, split, f"tfds:{name}")
 
 
+def stratified_indices(labels, fraction, seed=0):
+    """Sorted indices of a seeded, class-balanced `fraction` of the examples
+    (at least one per class)."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}.")
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for cls in np.unique(labels):
+        members = np.flatnonzero(labels == cls)
+        count = max(1, int(round(fraction * len(members))))
+        chosen.append(rng.permutation(members)[:count])
+    return np.sort(np.concatenate(chosen))
+
+
 def stratified_subset(data, fraction, seed=0):
     """A seeded, class-balanced fraction of a split (at least one per class).
 
     For the small-training-set experiment (Fig. 3 of Chang et al. 2018).
     """
-    if not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be in (0, 1], got {fraction}.")
     if fraction == 1:
         return data
-    rng = np.random.default_rng(seed)
-    keep = []
-    for cls in np.unique(data.labels):
-        members = np.flatnonzero(data.labels == cls)
-        count = max(1, int(round(fraction * len(members))))
-        keep.append(rng.permutation(members)[:count])
-    return data.subset(np.sort(np.concatenate(keep)))
+    return data.subset(stratified_indices(data.labels, fraction, seed))
+
+
+def holdout(data, fraction, seed=0):
+    """Splits off a stratified `fraction` of `data` as a validation split, for
+    datasets without a test split. Returns (rest, held out)."""
+    held = stratified_indices(data.labels, fraction, seed)
+    rest = np.setdiff1d(np.arange(len(data)), held)
+    return data.subset(rest), dataclasses.replace(data.subset(held), split="holdout")
 
 
 def crop_padding(image_size):

@@ -38,6 +38,9 @@ from zoo import registry
 from zoo.plotting import new_figure
 
 
+# Validation share held out of the training split when a dataset has no test split.
+HOLDOUT_FRACTION = 0.1
+
 # --------------------------------------------------------------------------
 # Recipes and configuration
 # --------------------------------------------------------------------------
@@ -467,7 +470,13 @@ def train(config, callbacks=()):
         _atomic_write(os.path.join(output_dir, "config.json"), json.dumps(config_fields, indent=2))
 
     train_split = zdata.load(config.dataset, "train", config.data_dir)
-    test_split = zdata.load(config.dataset, "test", config.data_dir)
+    try:
+        test_split = zdata.load(config.dataset, "test", config.data_dir)
+    except (zdata.DataNotFoundError, KeyError):
+        # No test split (e.g. a flat image folder): validate on a held-out part.
+        train_split, test_split = zdata.holdout(train_split, HOLDOUT_FRACTION, config.seed)
+        print(f"{config.dataset} has no test split: validating on a stratified "
+              f"{HOLDOUT_FRACTION:.0%} of the training images ({len(test_split)}).")
     if config.limit_train:
         train_split = train_split.subset(np.arange(min(config.limit_train, len(train_split))))
     if config.limit_eval:
