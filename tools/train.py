@@ -31,6 +31,8 @@ flags.DEFINE_float("smoothness_decay", None, "Weight-smoothness decay, Eq. 22 (d
 flags.DEFINE_bool("mixed_precision", None, "mixed_bfloat16 compute (default: the recipe's).")
 flags.DEFINE_bool("reversible", None, "Backprop by reconstruction (False: plain autodiff); "
                   "default: the recipe's.")
+flags.DEFINE_integer("control_points", None, "Weights on their own time grid: at most this many "
+                     "weight sets per unit, linearly interpolated (Onken et al.).")
 flags.DEFINE_integer("seed", 0, "Seed of initialisation, data order and augmentation.")
 flags.DEFINE_float("fraction", 1.0, "Train on this stratified fraction of the training set.")
 flags.DEFINE_integer("limit_train", None, "Use only the first N training examples.")
@@ -54,7 +56,7 @@ def main(argv):
         name: FLAGS[name].value for name in (
             "model", "output_dir", "dataset", "data_dir", "recipe", "batch_size", "epochs",
             "steps", "learning_rate", "weight_decay", "smoothness_decay", "mixed_precision",
-            "reversible", "seed", "fraction", "limit_train", "limit_eval", "validation_freq",
+            "reversible", "control_points", "seed", "fraction", "limit_train", "limit_eval", "validation_freq",
             "checkpoint_every", "strategy", "deterministic", "verbose")})
     try:
         results = training.train(config)

@@ -115,6 +115,7 @@ class TrainConfig:
     smoothness_decay: Optional[float] = None
     mixed_precision: Optional[bool] = None
     reversible: Optional[bool] = None
+    control_points: Optional[int] = None
     seed: int = 0
     fraction: float = 1.0
     limit_train: Optional[int] = None
@@ -489,13 +490,14 @@ def train(config, callbacks=()):
 
     # The reversible engine applies where the blocks are invertible (not ResNet).
     reversible = config.reversible and registry.get_entry(config.model).invertible
+    extra = {} if config.control_points is None else {"control_points": config.control_points}
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         model = registry.build(
             config.model, classes=train_split.num_classes, input_shape=train_split.image_shape,
             reversible=reversible, weight_decay=config.weight_decay,
             smoothness_decay=config.smoothness_decay,
-            synchronized_bn=strategy.num_replicas_in_sync > 1)
+            synchronized_bn=strategy.num_replicas_in_sync > 1, **extra)
         recipe = RECIPES[config.recipe]
         optimizer = keras.optimizers.SGD(
             make_schedule(config, steps_per_epoch, total_steps),

@@ -18,7 +18,8 @@ from zoo.registry import register_model
 
 
 def reversible_ode_network(block, blocks_per_unit, widths, name, *, reversible=True,
-                           weight_decay=0.0, smoothness_decay=0.0, **kwargs):
+                           weight_decay=0.0, smoothness_decay=0.0, control_points=None,
+                           **kwargs):
     """Builds a network of `block`s in the layout of Chang et al. (2018).
 
     Args:
@@ -28,6 +29,8 @@ def reversible_ode_network(block, blocks_per_unit, widths, name, *, reversible=T
       reversible: backprop by reconstruction (True) or plain autodiff (False).
       weight_decay: λ of (λ/2)Σw² on every kernel (SGD weight decay λ).
       smoothness_decay: coefficient of the smoothness term of Eq. 22.
+      control_points: weights on their own time grid: at most this many
+        weight sets per unit, linearly interpolated (None: one per block).
       **kwargs: as in `common.classifier` (keras.applications arguments;
         synchronized_bn applies to the stem and final BN, the blocks have none).
     """
@@ -43,6 +46,7 @@ def reversible_ode_network(block, blocks_per_unit, widths, name, *, reversible=T
             x = ReversibleUnit(
                 block, depth, reversible=reversible, weight_decay=weight_decay,
                 smoothness_decay=smoothness_decay, name=f"unit{k + 1}",
+                control_points=None if control_points is None else min(control_points, depth),
             )(x)
         return x
 
