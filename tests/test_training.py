@@ -225,3 +225,11 @@ def test_image_folder_without_test_split_validates_on_a_holdout(tmp_path, capsys
     assert "no test split" in capsys.readouterr().out
     assert results["train_examples"] == 36 and results["test_examples"] == 4
     assert results["parameters"] == zoo.build("hamiltonian-74", classes=2).count_params()
+
+
+def test_train_restores_the_callers_dtype_policy(cifar10_small, tmp_path):
+    keras.config.set_dtype_policy("float32")
+    training.train(training.TrainConfig(
+        model="hamiltonian-74", dataset=cifar10_small, output_dir=str(tmp_path / "run"),
+        steps=1, batch_size=50, mixed_precision=True, limit_eval=50, verbose=0))
+    assert keras.config.dtype_policy().name == "float32"

@@ -457,19 +457,23 @@ def _check_resumable(config, output_dir):
 
 
 def train(config, callbacks=()):
-    """Runs (or resumes) a training job. Returns the dict written to results.json."""
-    config = config.resolved()
-    keras.config.set_dtype_policy("mixed_bfloat16" if config.mixed_precision else "float32")
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    strategy = make_strategy(config.strategy)
-    chief = is_chief(strategy)
-    output_dir = config.output_dir if chief else tempfile.mkdtemp(prefix="zoo-worker-")
-    os.makedirs(output_dir, exist_ok=True)
-    config_fields = _check_resumable(config, output_dir)
-    if chief:
-        _atomic_write(os.path.join(output_dir, "config.json"), json.dumps(config_fields, indent=2))
+    """Runs (or resumes) a training job. Returns the dict written to results.json.
 
+    `callbacks` are extra Keras callbacks. The global Keras dtype policy is
+    set for the run and restored afterwards; `deterministic=True` enables
+    TensorFlow op determinism for the rest of the process.
+    """
+    previous_policy = keras.config.dtype_policy()
+    try:
+        keras.config.set_dtype_policy(
+            "mixed_bfloat16" if config.resolved().mixed_precision else "float32")
+        return _train(config.resolved(), callbacks)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+
+
+def _load_splits(config):
+    """Training and validation splits as the configuration asks."""
     train_split = zdata.load(config.dataset, "train", config.data_dir)
     try:
         test_split = zdata.load(config.dataset, "test", config.data_dir)
@@ -482,8 +486,21 @@ def train(config, callbacks=()):
         train_split = train_split.subset(np.arange(min(config.limit_train, len(train_split))))
     if config.limit_eval:
         test_split = test_split.subset(np.arange(min(config.limit_eval, len(test_split))))
-    train_split = zdata.stratified_subset(train_split, config.fraction, config.seed)
+    return zdata.stratified_subset(train_split, config.fraction, config.seed), test_split
 
+
+def _train(config, callbacks):
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    strategy = make_strategy(config.strategy)
+    chief = is_chief(strategy)
+    output_dir = config.output_dir if chief else tempfile.mkdtemp(prefix="zoo-worker-")
+    os.makedirs(output_dir, exist_ok=True)
+    config_fields = _check_resumable(config, output_dir)
+    if chief:
+        _atomic_write(os.path.join(output_dir, "config.json"), json.dumps(config_fields, indent=2))
+
+    train_split, test_split = _load_splits(config)
     steps_per_epoch = zdata.steps_per_epoch(len(train_split), config.batch_size)
     total_steps = config.steps or config.epochs * steps_per_epoch
     total_epochs = math.ceil(total_steps / steps_per_epoch)
