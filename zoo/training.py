@@ -358,6 +358,10 @@ class _atomic_open:
     def __exit__(self, kind, value, traceback):
         self.file.close()
         if kind is None:
+            # mkstemp creates 0600 files; give the result the usual permissions.
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self.tmp, 0o666 & ~umask)
             os.replace(self.tmp, self.path)
         else:
             os.unlink(self.tmp)
