@@ -373,8 +373,11 @@ def _atomic_write(path, text):
 
 
 def _atomic_save_weights(model, path):
+    """The model's weights only: Keras would also store the optimizer's slots
+    of a compiled model, doubling the file, so save an uncompiled view of the
+    same layers (same structure, loads into the built model)."""
     tmp = path[: -len(".weights.h5")] + ".tmp.weights.h5"
-    model.save_weights(tmp)
+    keras.Model(model.inputs, model.outputs, name=model.name).save_weights(tmp)
     os.replace(tmp, path)
 
 
