@@ -173,3 +173,19 @@ def test_pde_models_round_trip(name, tmp_path):
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     np.testing.assert_allclose(loaded(x), model(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["parabolic", "hyperbolic-hamiltonian", "second-order",
+                                  "resnet-32", "revnet-38", "midpoint-26"])
+def test_models_train_under_mixed_bfloat16(name):
+    """Every block family, including the non-invertible ones in stacked units."""
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    extra = {"control_points": 2} if zoo.registry.get_entry(name).family == "pde" else {}
+    model = zoo.build(name, classes=3, input_shape=(16, 16, 3), **extra)
+    model.compile(keras.optimizers.SGD(0.05), "sparse_categorical_crossentropy")
+    rng = np.random.default_rng(6)
+    x = rng.integers(0, 256, (8, 16, 16, 3)).astype("uint8")
+    y = rng.integers(0, 3, (8,))
+    losses = [float(model.train_on_batch(x, y)) for _ in range(3)]
+    assert np.all(np.isfinite(losses))
+    assert all(v.dtype == "float32" for v in model.trainable_weights)

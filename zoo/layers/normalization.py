@@ -3,6 +3,7 @@ Haber, "Deep Neural Networks Motivated by Partial Differential Equations"
 (JMIV 2020)."""
 
 import keras
+import tensorflow as tf
 
 from zoo.layers import ops
 from zoo.layers.base import WeightSpec
@@ -33,7 +34,10 @@ def normalize(kind, name, x, weights, affine, epsilon=ops.TV_EPSILON):
         return x
     y = ops.tv_norm(x, epsilon)
     if affine:
-        y = y * weights[f"{name}_scale"] + weights[f"{name}_shift"]
+        # Scale and shift are kept in float32 (like batch-norm parameters).
+        scale = tf.cast(weights[f"{name}_scale"], y.dtype)
+        shift = tf.cast(weights[f"{name}_shift"], y.dtype)
+        y = y * scale + shift
     return y
 
 

@@ -94,5 +94,12 @@ TV_EPSILON = 1e-4
 
 def tv_norm(x, epsilon=TV_EPSILON):
     """Total-variation normalisation of Ruthotto & Haber (2020): every pixel's
-    channel vector divided by its length, y / sqrt(Σ_c y² + ε)."""
-    return x * tf.math.rsqrt(tf.reduce_sum(tf.square(x), axis=-1, keepdims=True) + epsilon)
+    channel vector divided by its length, y / sqrt(Σ_c y² + ε).
+
+    Computed in float32 under mixed precision: a sum of squares in bfloat16
+    loses most of its digits, and ε = 1e-4 is below bfloat16's resolution
+    near 1.
+    """
+    x32 = tf.cast(x, tf.float32) if x.dtype in (tf.float16, tf.bfloat16) else x
+    y = x32 * tf.math.rsqrt(tf.reduce_sum(tf.square(x32), axis=-1, keepdims=True) + epsilon)
+    return tf.cast(y, x.dtype)

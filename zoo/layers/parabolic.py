@@ -2,6 +2,7 @@
 Partial Differential Equations" (JMIV 2020)."""
 
 import keras
+import tensorflow as tf
 
 from zoo.layers import ops
 from zoo.layers.base import Block, WeightSpec
@@ -47,9 +48,13 @@ class ParabolicBlock(Block):
     def forward_step(self, state, weights, step, training):
         (y,) = state
         k = weights["k"]
-        a = normalize(self.normalization, "n", ops.conv(y, k) + weights["b"], weights,
+        # The update runs in the compute dtype; the state keeps its own (float32
+        # under mixed precision), as in the coupling blocks.
+        a = normalize(self.normalization, "n",
+                      ops.conv(tf.cast(y, self.compute_dtype), k) + weights["b"], weights,
                       self.norm_affine)
-        return (y - self.h * ops.conv_transpose(ops.relu(a), k),), {}
+        update = self.h * ops.conv_transpose(ops.relu(a), k)
+        return (y - tf.cast(update, y.dtype),), {}
 
     def get_config(self):
         config = super().get_config()

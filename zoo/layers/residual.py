@@ -39,7 +39,9 @@ class ResidualBlock(Block):
         return specs
 
     def forward_step(self, state, weights, step, training):
-        (x,) = state
+        (state_tensor,) = state
+        # Computed in the compute dtype; the unit's state keeps its own.
+        x = tf.cast(state_tensor, self.compute_dtype)
         stats = {}
         out = weights["conv2"].shape[-1]
         r = ops.conv(x, weights["conv1"], strides=self.strides)
@@ -50,7 +52,7 @@ class ResidualBlock(Block):
         if self.strides != 1:
             shortcut = ops.downsample(shortcut, "subsample")
         shortcut = ops.pad_channels(shortcut, out)
-        return (ops.relu(shortcut + r),), stats
+        return (tf.cast(ops.relu(shortcut + r), state_tensor.dtype),), stats
 
     def compute_output_shape(self, input_shape):
         s = self.strides
