@@ -497,6 +497,8 @@ def _load_splits(config):
 
 
 def _train(config, callbacks):
+    # The code that trains is the code at the start (the checkout may change during a long run).
+    code_commit = git_commit()
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     strategy = make_strategy(config.strategy)
@@ -598,7 +600,7 @@ def _train(config, callbacks):
         "wall_seconds_this_session": round(wall, 1), "resumed_from": resumed_from,
         "config": config_fields, "reversible_engine": reversible,
         "parameters": model.count_params(),
-        "code_commit": git_commit(), "hardware": hardware(),
+        "code_commit": code_commit, "hardware": hardware(),
         "replicas": strategy.num_replicas_in_sync,
     }
     if chief:
