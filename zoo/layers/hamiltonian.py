@@ -4,11 +4,11 @@ import keras
 
 from zoo.layers import ops
 from zoo.layers.base import Coupling, HalvesCouplingBlock, WeightSpec
-from zoo.layers.normalization import check_normalization, normalization_specs, normalize
+from zoo.layers.normalization import ConvStepHyperparameters, normalization_specs, normalize
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class HamiltonianBlock(HalvesCouplingBlock):
+class HamiltonianBlock(ConvStepHyperparameters, HalvesCouplingBlock):
     """One Verlet step of the Hamiltonian network (Chang et al. 2018, Eq. 10):
 
         Y_{j+1} = Y_j     + h K_{j1}^T σ(K_{j1} Z_j     + b_{j1})
@@ -38,12 +38,8 @@ class HamiltonianBlock(HalvesCouplingBlock):
     def __init__(self, h=0.1, kernel_size=3, normalization=None, norm_affine=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
-        self.h = float(h)
-        self.kernel_size = int(kernel_size)
-        self.normalization = check_normalization(normalization)
-        self.norm_affine = bool(norm_affine)
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
+        self._set_step_hyperparameters(h, kernel_size, normalization, norm_affine,
+                                       kernel_initializer, bias_initializer)
 
     def weight_specs(self, channels):
         half = self._half(channels)
@@ -77,13 +73,4 @@ class HamiltonianBlock(HalvesCouplingBlock):
         )
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            h=self.h,
-            kernel_size=self.kernel_size,
-            normalization=self.normalization,
-            norm_affine=self.norm_affine,
-            kernel_initializer=self.kernel_initializer,
-            bias_initializer=self.bias_initializer,
-        )
-        return config
+        return {**super().get_config(), **self._step_config()}

@@ -21,11 +21,11 @@ import keras
 import tensorflow as tf
 
 from zoo.layers import ops
-from zoo.layers.base import Coupling, CouplingBlock, WeightSpec
-from zoo.layers.normalization import check_normalization, normalization_specs, normalize
+from zoo.layers.base import Coupling, CouplingBlock
+from zoo.layers.normalization import ConvStepHyperparameters, normalize
 
 
-class _TwoStepBlock(CouplingBlock):
+class _TwoStepBlock(ConvStepHyperparameters, CouplingBlock):
     """Shared weights and state handling of the two-step schemes."""
 
     permutation = (1, 0)
@@ -34,25 +34,16 @@ class _TwoStepBlock(CouplingBlock):
                  norm_affine=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  **kwargs):
         super().__init__(**kwargs)
-        self.h = float(h)
-        self.kernel_size = int(kernel_size)
+        self._set_step_hyperparameters(h, kernel_size, normalization, norm_affine,
+                                       kernel_initializer, bias_initializer)
         self.first_step = bool(first_step)
-        self.normalization = check_normalization(normalization)
-        self.norm_affine = bool(norm_affine)
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
 
     @property
     def standalone_step(self):
         return 0 if self.first_step else 1
 
     def weight_specs(self, channels):
-        k = self.kernel_size
-        return {
-            "k": WeightSpec((k, k, channels, channels), self.kernel_initializer, "kernel"),
-            "b": WeightSpec((channels,), self.bias_initializer, "bias"),
-            **normalization_specs(self.normalization, "n", channels, self.norm_affine),
-        }
+        return self._full_width_specs(channels)
 
     def _normalized(self, a, w):
         return normalize(self.normalization, "n", a, w, self.norm_affine)
@@ -81,17 +72,7 @@ class _TwoStepBlock(CouplingBlock):
         return state[1]
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            h=self.h,
-            kernel_size=self.kernel_size,
-            first_step=self.first_step,
-            normalization=self.normalization,
-            norm_affine=self.norm_affine,
-            kernel_initializer=self.kernel_initializer,
-            bias_initializer=self.bias_initializer,
-        )
-        return config
+        return {**super().get_config(), **self._step_config(), "first_step": self.first_step}
 
 
 @keras.saving.register_keras_serializable(package="zoo")

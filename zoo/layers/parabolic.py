@@ -5,12 +5,12 @@ import keras
 import tensorflow as tf
 
 from zoo.layers import ops
-from zoo.layers.base import Block, WeightSpec
-from zoo.layers.normalization import check_normalization, normalization_specs, normalize
+from zoo.layers.base import Block
+from zoo.layers.normalization import ConvStepHyperparameters, normalize
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class ParabolicBlock(Block):
+class ParabolicBlock(ConvStepHyperparameters, Block):
     """One forward-Euler step of the parabolic (heat-equation-like) network:
 
         Y_{j+1} = Y_j − h K_j^T σ(N(K_j Y_j + b_j))
@@ -30,20 +30,11 @@ class ParabolicBlock(Block):
     def __init__(self, h=0.1, kernel_size=3, normalization="tv", norm_affine=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
-        self.h = float(h)
-        self.kernel_size = int(kernel_size)
-        self.normalization = check_normalization(normalization)
-        self.norm_affine = bool(norm_affine)
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
+        self._set_step_hyperparameters(h, kernel_size, normalization, norm_affine,
+                                       kernel_initializer, bias_initializer)
 
     def weight_specs(self, channels):
-        k = self.kernel_size
-        return {
-            "k": WeightSpec((k, k, channels, channels), self.kernel_initializer, "kernel"),
-            "b": WeightSpec((channels,), self.bias_initializer, "bias"),
-            **normalization_specs(self.normalization, "n", channels, self.norm_affine),
-        }
+        return self._full_width_specs(channels)
 
     def forward_step(self, state, weights, step, training):
         (y,) = state
@@ -57,8 +48,4 @@ class ParabolicBlock(Block):
         return (y - tf.cast(update, y.dtype),), {}
 
     def get_config(self):
-        config = super().get_config()
-        config.update(h=self.h, kernel_size=self.kernel_size, normalization=self.normalization,
-                      norm_affine=self.norm_affine, kernel_initializer=self.kernel_initializer,
-                      bias_initializer=self.bias_initializer)
-        return config
+        return {**super().get_config(), **self._step_config()}
