@@ -24,30 +24,3 @@ def copy_weights(source, target):
     for s, t in zip(source.weights, target.weights):
         assert s.shape == t.shape, (s.path, t.path)
         t.assign(s)
-
-
-def train_step_peak_bytes(model, batch, steps=1, image_size=32):
-    """TF CPU allocator peak of one compiled training step above the memory in
-    use before it (weights, optimizer state and everything else live)."""
-    import keras
-
-    rng = np.random.default_rng(0)
-    x = tf.constant(rng.integers(0, 256, (batch, image_size, image_size, 3)), tf.float32)
-    y = tf.constant(rng.integers(0, 10, (batch,)))
-    optimizer = keras.optimizers.SGD(0.01)
-    loss_fn = keras.losses.SparseCategoricalCrossentropy()
-
-    @tf.function
-    def step():
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=True))
-        grads = tape.gradient(loss, model.trainable_weights)
-        optimizer.apply_gradients(zip(grads, model.trainable_weights))
-        return loss
-
-    step()  # trace, create optimizer slots
-    tf.config.experimental.reset_memory_stats("CPU:0")
-    base = tf.config.experimental.get_memory_info("CPU:0")["current"]
-    for _ in range(steps):
-        step()
-    return tf.config.experimental.get_memory_info("CPU:0")["peak"] - base

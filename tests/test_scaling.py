@@ -11,18 +11,13 @@ import zoo
 
 
 MEMORY_SCRIPT = """
-import json, keras, zoo
-from tests.helpers import train_step_peak_bytes
+import json, zoo
+from zoo.analysis import activation_bytes_per_sample
 slopes = {}
 for name, reversible in [("hamiltonian-74", True), ("hamiltonian-1202", True),
                          ("hamiltonian-74", False), ("hamiltonian-218", False)]:
-    peaks = {}
-    for batch in (8, 32):
-        keras.utils.set_random_seed(0)
-        peaks[batch] = train_step_peak_bytes(zoo.build(name, reversible=reversible), batch)
-        keras.backend.clear_session()
-    # Slope over batch size: weights, gradients and optimizer state cancel.
-    slopes[f"{name} {'reversible' if reversible else 'autodiff'}"] = (peaks[32] - peaks[8]) / 24
+    key = f"{name} {'reversible' if reversible else 'autodiff'}"
+    slopes[key] = activation_bytes_per_sample(lambda: zoo.build(name, reversible=reversible))
 print(json.dumps(slopes))
 """
 

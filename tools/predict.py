@@ -1,6 +1,6 @@
 """Classify image files with a zoo model.
 
-    python tools/predict.py --model hamiltonian-74-cifar10 tools/samples
+    python tools/predict.py --model hamiltonian-74-cifar10 tools/samples   # pretrained (zoo.load)
     python tools/predict.py --model hamiltonian-74-cifar10 --weights my.weights.h5 cat.png
 """
 
@@ -13,7 +13,9 @@ from absl import app, flags, logging  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "hamiltonian-74-cifar10", "Model name with dataset suffix.")
-flags.DEFINE_string("weights", None, "Keras weights file (.weights.h5) to load.")
+flags.DEFINE_string("weights", None,
+                    "Keras weights file (.weights.h5) to load; default: the pretrained "
+                    "checkpoint of --model (zoo.load), if there is one.")
 flags.DEFINE_integer("top", 3, "How many classes to print per image.")
 
 
@@ -24,11 +26,14 @@ def main(argv):
     if len(argv) < 2:
         raise app.UsageError("Give image files or directories to classify.")
     _, dataset = registry.split_name(FLAGS.model)
-    model = zoo.build(FLAGS.model, weights=FLAGS.weights)
-    if FLAGS.weights is None:
-        logging.warning(
-            "No --weights given: %s has random weights and its predictions mean nothing. "
-            "Train one with tools/train.py.", FLAGS.model)
+    if FLAGS.weights is None and FLAGS.model.strip().lower() in zoo.list_models(pretrained=True):
+        model = zoo.load(FLAGS.model)
+    else:
+        model = zoo.build(FLAGS.model, weights=FLAGS.weights)
+        if FLAGS.weights is None:
+            logging.warning(
+                "No --weights given and no pretrained checkpoint of %s: its weights are random "
+                "and its predictions mean nothing. Train one with tools/train.py.", FLAGS.model)
     names = labels.BY_DATASET.get(dataset)
     paths = inference.image_paths(argv[1:])
     images = inference.load_images(paths, model.input_shape[1:3])

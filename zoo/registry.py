@@ -45,13 +45,18 @@ def register_model(name, family, paper_params=None, invertible=True):
     return decorator
 
 
-def list_models(filter="", with_datasets=False):
+def list_models(filter="", with_datasets=False, pretrained=False):
     """Sorted names of the buildable models.
 
     Args:
       filter: optional shell-style pattern, e.g. "hamiltonian-*".
       with_datasets: also list every name with each dataset suffix.
+      pretrained: list only the models with shipped weights (`zoo.load`).
     """
+    if pretrained:
+        from zoo import pretrained as _pretrained
+
+        return _pretrained.list_pretrained(filter)
     names = sorted(_MODELS)
     if with_datasets:
         names = names + sorted(f"{m}-{d}" for m in _MODELS for d in DATASETS)

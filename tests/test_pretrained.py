@@ -1,0 +1,239 @@
+"""Shipped checkpoints, the manifest, zoo.load and MODEL_CARDS.md."""
+
+import json
+import os
+import shutil
+
+import keras
+import numpy as np
+import pytest
+
+import zoo
+from tests.conftest import REPO_ROOT, shared_data_dir
+from zoo import inference, model_cards, pretrained
+
+MANIFEST = pretrained.read_manifest(os.path.join(REPO_ROOT, "checkpoints", "manifest.json"))
+NAMES = sorted(MANIFEST["checkpoints"])
+SAMPLES = os.path.join(REPO_ROOT, "tools", "samples")
+FIRST = NAMES[0]
+
+REQUIRED = {
+    "name", "architecture", "family", "builder_args", "dataset", "input", "output", "labels",
+    "parameters", "weights", "metrics", "checks", "memory", "training", "paper", "license",
+    "citations",
+}
+
+
+def test_manifest_lists_the_shipped_checkpoints():
+    assert NAMES, "no checkpoint in the manifest"
+    assert zoo.list_models(pretrained=True) == NAMES
+    assert zoo.list_models("hamiltonian-*", pretrained=True) == [
+        n for n in NAMES if n.startswith("hamiltonian-")]
+    shipped = sorted(f for f in os.listdir(os.path.join(REPO_ROOT, "checkpoints"))
+                     if f.endswith(".weights.h5"))
+    assert shipped == sorted(MANIFEST["checkpoints"][n]["weights"]["file"] for n in NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_manifest_entry_is_complete_and_consistent(name):
+    entry = zoo.info(name)
+    assert REQUIRED <= set(entry), REQUIRED - set(entry)
+    assert entry["name"] == name
+    architecture, dataset = zoo.registry.split_name(name)
+    assert entry["architecture"] == architecture.name and entry["dataset"]["name"] == dataset
+    assert len(entry["labels"]) == entry["builder_args"]["classes"] == entry["output"]["shape"][0]
+    assert 0 < entry["metrics"]["top1"] <= entry["metrics"]["top5"] <= 1
+    assert entry["metrics"]["images"] > 0 and entry["metrics"]["split"] == "test"
+    assert len(entry["weights"]["sha256"]) == 64
+    assert entry["training"]["code_commit"] and entry["training"]["hardware"]
+    assert entry["citations"] and entry["license"]
+    model = zoo.build(name)
+    assert model.count_params() == entry["parameters"]["total"]
+
+
+def test_info_returns_a_copy():
+    entry = zoo.info(FIRST)
+    entry["metrics"]["top1"] = -1
+    assert zoo.info(FIRST)["metrics"]["top1"] != -1
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_checkpoint_hash_matches_and_predictions_are_the_recorded_ones(name):
+    entry = zoo.info(name)
+    path = pretrained.weights_path(name)
+    assert pretrained.sha256(path) == entry["weights"]["sha256"]
+    model = zoo.load(name)
+    recorded = entry["checks"]["sample_predictions"]
+    images = inference.load_images(
+        [os.path.join(SAMPLES, f) for f in sorted(recorded)], model.input_shape[1:3])
+    probabilities = model.predict(images, verbose=0)
+    for row, file in zip(probabilities, sorted(recorded)):
+        assert int(row.argmax()) == recorded[file]["class"], file
+        assert row.max() == pytest.approx(recorded[file]["probability"], abs=1e-3), file
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_recorded_accuracy_matches_a_fresh_evaluation(name):
+    entry = zoo.info(name)
+    subset = entry["checks"]["subset"]
+    model = zoo.load(name)
+    fresh = pretrained.subset_top1(model, entry["dataset"]["name"], shared_data_dir(),
+                                   subset["first"])
+    # Two images of the 1,000 may flip with other CPUs' rounding.
+    assert abs(fresh - subset["top1"]) <= 2 / subset["first"]
+    # The subset agrees with the full test-set figure within sampling error.
+    assert abs(subset["top1"] - entry["metrics"]["top1"]) < 0.04
+
+
+def test_include_top_false_gives_the_documented_features():
+    full = zoo.load(FIRST)
+    features = zoo.load(FIRST, include_top=False)
+    pooled = zoo.load(FIRST, include_top=False, pooling="avg")
+    height, width, _ = zoo.info(FIRST)["input"]["shape"]
+    channels = full.get_layer("predictions").input.shape[-1]
+    # The final feature map: a quarter of the resolution, the last unit's width.
+    assert features.output_shape == (None, height // 4, width // 4, channels)
+    assert pooled.output_shape == (None, channels)
+    images = np.random.default_rng(0).integers(0, 256, (4, height, width, 3)).astype("uint8")
+    inner = keras.Model(full.input, full.get_layer("final_relu").output)
+    np.testing.assert_allclose(features.predict(images, verbose=0),
+                               inner.predict(images, verbose=0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(pooled.predict(images, verbose=0),
+                               inner.predict(images, verbose=0).mean(axis=(1, 2)),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_new_classes_keep_the_body_and_reset_the_classifier():
+    full = zoo.load(FIRST)
+    five = zoo.load(FIRST, classes=5, input_shape=(48, 48, 3))
+    assert five.output_shape == (None, 5)
+    assert five.input_shape == (None, 48, 48, 3)
+    for layer in five.layers:
+        if layer.weights and layer.name != "predictions":
+            for a, b in zip(layer.get_weights(), full.get_layer(layer.name).get_weights()):
+                np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="pooling"):
+        zoo.load(FIRST, pooling="avg")
+
+
+def test_unknown_names_get_close_valid_names():
+    with pytest.raises(ValueError, match=f"Did you mean '{FIRST}'"):
+        zoo.load(FIRST[:-1])
+    with pytest.raises(ValueError, match="No pretrained weights for 'midpoint-62-cifar100'"):
+        zoo.load("midpoint-62-cifar100")
+    with pytest.raises(ValueError, match="Unknown model"):
+        zoo.info("no-such-net")
+
+
+def _copy_weights(tmp_path):
+    entry = zoo.info(FIRST)
+    source = pretrained.weights_path(FIRST)
+    target = tmp_path / entry["weights"]["file"]
+    shutil.copyfile(source, target)
+    return entry, target
+
+
+def test_corrupt_weights_fail_before_loading(tmp_path):
+    entry, target = _copy_weights(tmp_path)
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    target.write_bytes(bytes(data))
+    with pytest.raises(pretrained.ChecksumError) as error:
+        zoo.load(FIRST, weights_dir=str(tmp_path))
+    assert entry["weights"]["sha256"] in str(error.value) and str(target) in str(error.value)
+
+
+def test_truncated_and_missing_weights_fail_clearly(tmp_path, monkeypatch):
+    entry, target = _copy_weights(tmp_path)
+    target.write_bytes(target.read_bytes()[:1000])
+    with pytest.raises(pretrained.ChecksumError, match="1000 bytes"):
+        zoo.load(FIRST, weights_dir=str(tmp_path))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv(pretrained.ENV_WEIGHTS_DIR, str(empty))
+    with pytest.raises(pretrained.WeightsNotFoundError, match=entry["weights"]["file"]):
+        zoo.load(FIRST)
+
+
+def _manifest_elsewhere(tmp_path, monkeypatch, url):
+    """A manifest in an empty directory whose entry points at `url`."""
+    manifest = pretrained.read_manifest()
+    manifest["checkpoints"][FIRST]["weights"]["url"] = url
+    directory = tmp_path / "manifest"
+    directory.mkdir()
+    pretrained.write_manifest(manifest, str(directory / "manifest.json"))
+    monkeypatch.setenv(pretrained.ENV_MANIFEST, str(directory / "manifest.json"))
+    monkeypatch.delenv(pretrained.ENV_WEIGHTS_DIR, raising=False)
+
+
+def test_weights_are_downloaded_to_the_cache_and_verified(tmp_path, monkeypatch):
+    entry, source = _copy_weights(tmp_path)
+    _manifest_elsewhere(tmp_path, monkeypatch, source.as_uri())
+    cache = tmp_path / "cache"
+    model = zoo.load(FIRST, cache_dir=str(cache))
+    assert (cache / entry["weights"]["file"]).exists()
+    assert model.output_shape == (None, entry["builder_args"]["classes"])
+    # Once cached, no download: the origin may go away.
+    source.unlink()
+    zoo.load(FIRST, cache_dir=str(cache))
+
+
+def test_a_corrupt_download_is_removed(tmp_path, monkeypatch):
+    entry, source = _copy_weights(tmp_path)
+    source.write_bytes(source.read_bytes()[:-1] + b"x")
+    _manifest_elsewhere(tmp_path, monkeypatch, source.as_uri())
+    cache = tmp_path / "cache"
+    with pytest.raises(pretrained.ChecksumError):
+        zoo.load(FIRST, cache_dir=str(cache))
+    assert not (cache / entry["weights"]["file"]).exists()
+
+
+def test_model_cards_are_up_to_date():
+    with open(os.path.join(REPO_ROOT, "MODEL_CARDS.md")) as f:
+        assert f.read() == model_cards.render(MANIFEST), (
+            "MODEL_CARDS.md is out of date: run python tools/model_cards.py")
+    for name in NAMES:
+        assert f"## {name}" in model_cards.render(MANIFEST)
+
+
+def test_make_entry_refuses_a_mismatched_run(tmp_path):
+    record = json.load(open(os.path.join(
+        REPO_ROOT, zoo.info(FIRST)["training"]["record"], "results.json")))
+    with pytest.raises(ValueError, match="run record"):
+        pretrained.make_entry("resnet-110-cifar10", pretrained.weights_path(FIRST), record,
+                              {"split": "test"}, samples_dir=SAMPLES)
+    with pytest.raises(ValueError, match="dataset suffix"):
+        pretrained.make_entry(zoo.info(FIRST)["architecture"], pretrained.weights_path(FIRST),
+                              record, {"split": "test"}, samples_dir=SAMPLES)
+
+
+def test_a_pip_install_finds_the_manifest_under_its_prefix(tmp_path, monkeypatch):
+    # setup.cfg installs checkpoints/ into <prefix>/share/zoo/checkpoints.
+    installed = tmp_path / "prefix" / "share" / "zoo" / "checkpoints"
+    installed.mkdir(parents=True)
+    shutil.copyfile(pretrained.manifest_path(), installed / "manifest.json")
+    shutil.copyfile(pretrained.weights_path(FIRST), installed / zoo.info(FIRST)["weights"]["file"])
+    monkeypatch.delenv(pretrained.ENV_MANIFEST, raising=False)
+    monkeypatch.delenv(pretrained.ENV_WEIGHTS_DIR, raising=False)
+    monkeypatch.setattr(pretrained, "_package_root", lambda: str(tmp_path / "site-packages"))
+    monkeypatch.setattr(pretrained.sys, "prefix", str(tmp_path / "prefix"))
+    assert pretrained.manifest_path() == str(installed / "manifest.json")
+    assert pretrained.weights_path(FIRST, cache_dir=str(tmp_path / "cache")).startswith(
+        str(installed))
+
+
+def test_the_readme_main_command_classifies_the_samples():
+    import subprocess
+    import sys
+
+    name = "hamiltonian-74-cifar10"
+    proc = subprocess.run([sys.executable, "tools/predict.py", "--model", name, "--top", "1",
+                           "tools/samples"], capture_output=True, text=True, cwd=REPO_ROOT,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    recorded = zoo.info(name)["checks"]["sample_predictions"]
+    lines = dict(line.split(": ", 1) for line in proc.stdout.strip().splitlines())
+    assert sorted(lines) == sorted(recorded)
+    for file, best in recorded.items():
+        assert lines[file].split()[0] == best["label"], (file, lines[file])
+    assert "random" not in proc.stderr
