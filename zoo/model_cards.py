@@ -99,8 +99,7 @@ def render_card(entry):
         "",
         "### Model details",
         "",
-        f"- **Overview**: {entry['architecture']} trained on {d['name']}: "
-        f"{FAMILY_DESCRIPTIONS.get(entry['family'], entry['family'])}.",
+        f"- **Overview**: {overview(entry)}",
         f"- **Version**: weights `{entry['weights']['file']}`, sha256 "
         f"`{entry['weights']['sha256']}` ({entry['weights']['bytes']:,} bytes, "
         f"{entry['weights']['format']}).",
@@ -166,32 +165,49 @@ def render_card(entry):
         "",
         "### Considerations",
         "",
-        "- **Users**: researchers comparing stable and reversible architectures; engineers "
-        "who need a small CIFAR-scale classifier or a pretrained backbone to fine-tune "
-        "(`zoo.load(name, include_top=False)` or `classes=`).",
-        f"- **Use cases**: classifying {shape} natural images into the {len(entry['labels'])} "
-        f"{d['name']} classes; features for transfer to similar small-image tasks; a "
-        "reference point for reproducing the paper.",
-        f"- **Limitations**: trained only on {d['name']} ({d['train_images']:,} images of "
-        f"{shape} pixels); larger images are resized or run at another resolution, which "
-        "it was not trained for; no evaluation of robustness, calibration or behaviour "
-        "outside these classes was made. " + _difference_from_paper(entry),
+        f"- **Users**: {' '.join(users(entry))}",
+        f"- **Use cases**: {' '.join(use_cases(entry))}",
+        f"- **Limitations**: {' '.join(limitations(entry))}",
     ]
     if entry.get("notes"):
         lines.append(f"- **Notes**: {entry['notes']}")
-    tradeoff = _tradeoff(entry)
-    if tradeoff:
-        lines.append(f"- **Trade-offs**: {tradeoff}")
-    lines += [
-        "- **Ethical considerations**: CIFAR images were collected from the web with little "
-        "curation; the model inherits its biases and must not be used to make decisions "
-        "about people.",
-        "",
-    ]
+    if tradeoff(entry):
+        lines.append(f"- **Trade-offs**: {tradeoff(entry)}")
+    lines += [f"- **Ethical considerations**: {ETHICS}", ""]
     return "\n".join(lines)
 
 
-def _tradeoff(entry):
+ETHICS = ("CIFAR images were collected from the web with little curation; the model "
+          "inherits its biases and must not be used to make decisions about people.")
+
+
+def overview(entry):
+    return (f"{entry['architecture']} trained on {entry['dataset']['name']}: "
+            f"{FAMILY_DESCRIPTIONS.get(entry['family'], entry['family'])}.")
+
+
+def users(entry):
+    return ["Researchers comparing stable and reversible architectures; engineers who need a "
+            "small CIFAR-scale classifier or a pretrained backbone to fine-tune "
+            "(`zoo.load(name, include_top=False)` or `classes=`)."]
+
+
+def use_cases(entry):
+    shape = "×".join(str(s) for s in entry["input"]["shape"])
+    return [f"Classifying {shape} natural images into the {len(entry['labels'])} "
+            f"{entry['dataset']['name']} classes; features for transfer to similar small-image "
+            "tasks; a reference point for reproducing the paper."]
+
+
+def limitations(entry):
+    shape = "×".join(str(s) for s in entry["input"]["shape"])
+    return [f"Trained only on {entry['dataset']['name']} ({entry['dataset']['train_images']:,} "
+            f"images of {shape} pixels); larger images are resized or run at another "
+            "resolution, which it was not trained for; no evaluation of robustness, calibration "
+            "or behaviour outside these classes was made.", _difference_from_paper(entry)]
+
+
+def tradeoff(entry):
     mib = entry.get("memory", {}).get("train_step_peak_mib", {})
     if "reversible" in mib and "autodiff" in mib:
         return (f"training with the reversible engine (`reversible=True`, the default) took "
