@@ -215,3 +215,30 @@ def test_mirrored_strategy_matches_single_device(tmp_path):
                           env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     assert "replicas 2" in proc.stdout
+
+
+def test_a_frozen_reversible_unit_still_backpropagates_to_its_input():
+    # trainable=False leaves the variables trainable at the TensorFlow level;
+    # the unit must read them outside its custom gradient (a fine-tuning
+    # phase with a frozen backbone once failed to trace).
+    from zoo import layers
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.standard_normal((2, 4, 4, 8)), tf.float32)
+    frozen = layers.ReversibleUnit(layers.HamiltonianBlock(), depth=3)
+    frozen.build(x.shape)
+    frozen.trainable = False
+    plain = layers.ReversibleUnit(layers.HamiltonianBlock(), depth=3, reversible=False)
+    plain.build(x.shape)
+    for a, b in zip(plain.weights, frozen.weights):
+        a.assign(b)
+
+    def input_gradient(unit):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(tf.square(unit(x, training=True)))
+        return tape.gradient(loss, x)
+
+    assert frozen.trainable_weights == []
+    np.testing.assert_allclose(tf.function(input_gradient)(frozen).numpy(),
+                               input_gradient(plain).numpy(), rtol=1e-5, atol=1e-6)

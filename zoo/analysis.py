@@ -73,3 +73,334 @@ def activation_bytes_per_sample(build, batches=(8, 32), device="CPU:0"):
         peaks.append(train_step_peak_bytes(build(), batch, device=device))
         keras.backend.clear_session()
     return (peaks[1] - peaks[0]) / (large - small)
+
+
+# --------------------------------------------------------------------------
+# Stability of the blocks (Chang et al. 2018, Section 3)
+# --------------------------------------------------------------------------
+def _random_state(block, shape, seed, dtype):
+    """A unit-entry state for a feature map of `shape` (batch, H, W, C)."""
+    rng = np.random.default_rng(seed)
+    x = tf.constant(rng.standard_normal(shape), dtype)
+    return tuple(tf.cast(s, dtype) for s in block.unit_entry(x))
+
+
+def _as_dtype(weights, dtype):
+    return {name: tf.cast(w, dtype) for name, w in weights.items()}
+
+
+def _vector_field_state(block, state):
+    """The state the continuous system acts on: the pair (Y, Z) of the
+    Hamiltonian block; (Y,) for MidPoint; (Y, V = 0) for Leapfrog."""
+    from zoo.layers import LeapfrogBlock, MidpointBlock
+
+    if isinstance(block, MidpointBlock):
+        return (state[1],)
+    if isinstance(block, LeapfrogBlock):
+        return (state[1], tf.zeros_like(state[1]))
+    return state
+
+
+def jacobian_eigenvalues(block, weights, shape=(1, 4, 4, 16), seed=0, dtype=tf.float64):
+    """Eigenvalues of the Jacobian of `block.vector_field` at a random state.
+
+    The Jacobian is formed by autodiff (every column) on a small feature map
+    of `shape` and handed to numpy's eigenvalue solver; float64 by default, so
+    that rounding does not blur the real parts.
+    """
+    weights = _as_dtype(weights, dtype)
+    state = _vector_field_state(block, _random_state(block, shape, seed, dtype))
+    sizes = [int(np.prod(s.shape)) for s in state]
+    flat = tf.concat([tf.reshape(s, [-1]) for s in state], 0)
+
+    def field(v):
+        parts = tf.split(v, sizes)
+        pieces = tuple(tf.reshape(p, s.shape) for p, s in zip(parts, state))
+        return tf.concat([tf.reshape(f, [-1]) for f in block.vector_field(pieces, weights)], 0)
+
+    with tf.GradientTape() as tape:
+        tape.watch(flat)
+        out = field(flat)
+    jacobian = tape.jacobian(out, flat).numpy()
+    return np.linalg.eigvals(jacobian)
+
+
+def unconstrained_eigenvalues(kernel, bias, shape=(1, 4, 4, 16), seed=0, dtype=tf.float64):
+    """For contrast: eigenvalues of the Jacobian of σ(K Y + b), the same kernel
+    without the antisymmetric or Hamiltonian structure."""
+    from zoo.layers import ops
+
+    kernel, bias = tf.cast(kernel, dtype), tf.cast(bias, dtype)
+    y = tf.constant(np.random.default_rng(seed).standard_normal(shape), dtype)
+    flat = tf.reshape(y, [-1])
+    with tf.GradientTape() as tape:
+        tape.watch(flat)
+        out = tf.reshape(ops.relu(ops.conv(tf.reshape(flat, shape), kernel) + bias), [-1])
+    return np.linalg.eigvals(tape.jacobian(out, flat).numpy())
+
+
+def real_part_ratio(eigenvalues):
+    """max |Re λ| / max |λ|: 0 for a purely imaginary spectrum."""
+    eigenvalues = np.asarray(eigenvalues)
+    scale = np.max(np.abs(eigenvalues))
+    return float(np.max(np.abs(eigenvalues.real)) / scale) if scale > 0 else 0.0
+
+
+def _steps(unit, state, training=False):
+    """The states after each block of `unit` (a StackedUnit), one at a time."""
+    states = []
+    for j in range(unit.depth):
+        weights = _as_dtype(unit.block_weights(j), state[0].dtype)
+        state, _ = unit.block.forward_step(state, weights, j, training)
+        states.append(state)
+    return states
+
+
+def _norm(state):
+    return float(tf.sqrt(sum(tf.reduce_sum(tf.square(tf.cast(s, tf.float64))) for s in state)))
+
+
+def perturbation_growth(unit, x, epsilon=1e-4, seed=0):
+    """||δY_j|| / ||δY_0|| after each block j = 1..depth of `unit`, for a small
+    random perturbation δY_0 of the input `x` (forward stability)."""
+    rng = np.random.default_rng(seed)
+    delta = tf.constant(rng.standard_normal(x.shape), x.dtype)
+    delta = delta * (epsilon * float(tf.norm(x)) / float(tf.norm(delta)))
+    entry, moved_entry = unit.block.unit_entry(x), unit.block.unit_entry(x + delta)
+    base, moved = _steps(unit, entry), _steps(unit, moved_entry)
+    # Measured on the whole state: a pair state holds the input twice.
+    start = _norm([a - b for a, b in zip(moved_entry, entry)])
+    return np.array([_norm([a - b for a, b in zip(m, s)]) / start for m, s in zip(moved, base)])
+
+
+def gradient_growth(unit, x, seed=0):
+    """||∂L/∂Y_0|| / ||∂L/∂Y_j|| for L = <g, Y_j>, g random, j = 1..depth: how
+    much a gradient grows or shrinks travelling back through j blocks."""
+    rng = np.random.default_rng(seed)
+    ratios = []
+    for j in range(1, unit.depth + 1):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            state = unit.block.unit_entry(x)
+            for i in range(j):
+                weights = _as_dtype(unit.block_weights(i), x.dtype)
+                state, _ = unit.block.forward_step(state, weights, i, False)
+            out = unit.block.unit_exit(state)
+            g = tf.constant(rng.standard_normal(out.shape), out.dtype)
+            loss = tf.reduce_sum(g * out)
+        ratios.append(float(tf.norm(tape.gradient(loss, x))) / float(tf.norm(g)))
+    return np.array(ratios)
+
+
+def reconstruction_error(unit, x):
+    """max |inverse(forward(x)) − x| / max |x| of a ReversibleUnit, in the
+    unit's own dtype."""
+    y = unit.forward_state(unit.block.unit_entry(x))
+    rebuilt = unit.block.unit_exit(unit.inverse(y))
+    x = tf.cast(x, tf.float64)
+    return float(tf.reduce_max(tf.abs(tf.cast(rebuilt, tf.float64) - x)) / tf.reduce_max(tf.abs(x)))
+
+
+# --------------------------------------------------------------------------
+# The report of tools/analyze.py
+# --------------------------------------------------------------------------
+def _unit(kind, depth, channels, dtype="float32"):
+    from zoo import layers
+
+    blocks = {"hamiltonian": layers.HamiltonianBlock, "midpoint": layers.MidpointBlock,
+              "leapfrog": layers.LeapfrogBlock, "revnet": layers.RevNetBlock,
+              "resnet": layers.ResidualBlock}
+    cls = layers.StackedUnit if kind == "resnet" else layers.ReversibleUnit
+    unit = cls(blocks[kind](), depth=depth, dtype=dtype)
+    unit.build((None, 8, 8, channels))
+    return unit
+
+
+def _unit_width(unit):
+    """Channels entering a trained unit, from its kernels' shapes."""
+    weights = unit.block_weights(0)
+    if "k1" in weights:  # Hamiltonian: each kernel acts on one half
+        return int(weights["k1"].shape[-1]) * 2
+    return int(weights["k"].shape[-1])
+
+
+def stability_report(trained=None, depth=32, channels=16, drift_depths=(1, 6, 18, 100),
+                     seed=0):
+    """Every figure of the stability analysis, as a JSON-able dict.
+
+    Args:
+      trained: optional trained zoo model (e.g. zoo.load("hamiltonian-74-cifar10"))
+        whose units are analysed next to freshly initialised ones.
+      depth: blocks of the freshly initialised units (random weights, h = 0.1,
+        8×8 feature maps with `channels` channels, batch 2).
+      drift_depths: unit depths of the reconstruction-drift measurement.
+    """
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    report = {"spectrum": {}, "forward_growth": {}, "gradient_growth": {}, "drift": {}}
+    eigenvalues = {}
+    for kind in ("hamiltonian", "midpoint", "leapfrog"):
+        unit = _unit(kind, 2, channels)
+        eigenvalues[f"{kind} (random)"] = jacobian_eigenvalues(unit.block, unit.block_weights(1),
+                                                               shape=(1, 4, 4, channels))
+        if kind == "midpoint":
+            w = unit.block_weights(1)
+            eigenvalues["σ(KY+b), no structure (random)"] = unconstrained_eigenvalues(
+                w["k"], w["b"], shape=(1, 4, 4, channels))
+    if trained is not None:
+        for name in ("unit1", "unit2", "unit3"):
+            unit = trained.get_layer(name)
+            width = _unit_width(unit)
+            eigenvalues[f"{trained.name} {name} block 1 (trained)"] = jacobian_eigenvalues(
+                unit.block, unit.block_weights(1), shape=(1, 4, 4, width))
+    for label, values in eigenvalues.items():
+        report["spectrum"][label] = {
+            "real_part_ratio": real_part_ratio(values), "max_abs": float(np.max(np.abs(values))),
+            "size": int(values.size),
+            "eigenvalues": [[float(v.real), float(v.imag)] for v in values]}
+
+    rng = np.random.default_rng(seed)
+    x = tf.constant(rng.standard_normal((2, 8, 8, channels)), tf.float32)
+    for kind in ("hamiltonian", "midpoint", "leapfrog", "revnet", "resnet"):
+        unit = _unit(kind, depth, channels)
+        report["forward_growth"][f"{kind} (random)"] = perturbation_growth(unit, x).tolist()
+        report["gradient_growth"][f"{kind} (random)"] = gradient_growth(unit, x).tolist()
+    if trained is not None:
+        for name in ("unit1", "unit2", "unit3"):
+            unit = trained.get_layer(name)
+            width = _unit_width(unit)
+            xt = tf.constant(rng.standard_normal((2, 8, 8, width)), tf.float32)
+            label = f"{trained.name} {name} (trained)"
+            report["forward_growth"][label] = perturbation_growth(unit, xt).tolist()
+            report["gradient_growth"][label] = gradient_growth(unit, xt).tolist()
+
+    for dtype in ("float64", "float32", "bfloat16"):
+        errors = []
+        for d in drift_depths:
+            keras.utils.set_random_seed(seed)
+            unit = _unit("hamiltonian", d, channels, dtype=dtype)
+            errors.append(reconstruction_error(unit, tf.cast(x, dtype)))
+        report["drift"][dtype] = dict(zip((str(d) for d in drift_depths), errors))
+    return report
+
+
+def plot_stability_report(report, output_dir):
+    """spectrum.png, growth.png and drift.png from `stability_report`."""
+    import os
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(output_dir, exist_ok=True)
+    paths = {}
+    fig, axes = plt.subplots(1, len(report["spectrum"]),
+                             figsize=(3.2 * len(report["spectrum"]), 3.4))
+    for ax, (label, entry) in zip(np.atleast_1d(axes), report["spectrum"].items()):
+        values = np.array(entry["eigenvalues"])
+        ax.scatter(values[:, 0], values[:, 1], s=6)
+        ax.axvline(0, color="grey", lw=0.5)
+        ax.set_title(f"{label}\nmax|Re λ|/max|λ| = {entry['real_part_ratio']:.1e}", fontsize=7)
+        ax.set_xlabel("Re λ")
+        ax.set_ylabel("Im λ")
+    fig.tight_layout()
+    paths["spectrum"] = os.path.join(output_dir, "spectrum.png")
+    fig.savefig(paths["spectrum"], dpi=120)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, key, title in ((axes[0], "forward_growth", "forward: ||δY_j|| / ||δY_0||"),
+                           (axes[1], "gradient_growth", "backward: ||∂L/∂Y_0|| / ||∂L/∂Y_j||")):
+        for label, values in report[key].items():
+            ax.semilogy(range(1, len(values) + 1), values, label=label,
+                        ls="--" if "trained" in label else "-")
+        ax.set_xlabel("blocks j")
+        ax.set_title(title)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    paths["growth"] = os.path.join(output_dir, "growth.png")
+    fig.savefig(paths["growth"], dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for dtype, errors in report["drift"].items():
+        ax.loglog([int(d) for d in errors], list(errors.values()), marker="o", label=dtype)
+    ax.set_xlabel("blocks in the unit")
+    ax.set_ylabel("max|inverse(forward(x)) − x| / max|x|")
+    ax.legend()
+    fig.tight_layout()
+    paths["drift"] = os.path.join(output_dir, "drift.png")
+    fig.savefig(paths["drift"], dpi=120)
+    plt.close(fig)
+    return paths
+
+
+def stability_markdown(report, command):
+    """docs/analysis/README.md: the report's numbers as tables."""
+    lines = [
+        "# Stability analysis (Chang et al. 2018, Section 3)",
+        "",
+        f"Generated by `{command}` (zoo.analysis.stability_report); figures: `spectrum.png`,",
+        "`growth.png`, `drift.png`; every number in `stability.json`.",
+        "",
+        "## Jacobian spectrum of the blocks' right-hand sides",
+        "",
+        "Full Jacobian by autodiff (float64) at a random 4×4 feature map, eigenvalues by",
+        "`numpy.linalg.eigvals`. The paper's claim: purely imaginary for the Hamiltonian",
+        "(Eq. 9), MidPoint (Eq. 14) and Leapfrog (Eq. 16) systems.",
+        "",
+        "| right-hand side | eigenvalues | max abs(Re λ) / max abs(λ) | max abs(λ) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for label, entry in report["spectrum"].items():
+        lines.append(f"| {label} | {entry['size']} | {entry['real_part_ratio']:.1e} | "
+                     f"{entry['max_abs']:.3f} |")
+    lines += [
+        "",
+        "The structured systems are imaginary to the eigenvalue solver's precision: 1e-16",
+        "for MidPoint; about 1e-9 for the Hamiltonian and Leapfrog systems, whose Jacobians",
+        "have repeated zero eigenvalues (ReLU units that are off), which a solver resolves",
+        "only to about the square root of machine precision. The same kernel without",
+        "structure, σ(KY + b), has real parts as large as its imaginary ones.",
+        "",
+        "## Forward and backward stability",
+        "",
+        "Growth of a small input perturbation, ||δY_j|| / ||δY_0||, and of a gradient",
+        "travelling back, ||∂L/∂Y_0|| / ||∂L/∂Y_j|| (L = <g, Y_j>, g random), after j",
+        "blocks, at an 8×8 feature map (batch 2). Random: fresh units (default",
+        "initialisation, h = 0.1 for the ODE blocks). Trained: the shipped checkpoint's units",
+        "on random inputs of their width.",
+        "",
+        "| unit | blocks | forward growth | backward growth |",
+        "| --- | --- | --- | --- |",
+    ]
+    for label, values in report["forward_growth"].items():
+        back = report["gradient_growth"][label]
+        lines.append(f"| {label} | {len(values)} | {values[-1]:.3g} | {back[-1]:.3g} |")
+    lines += [
+        "",
+        "ResNet and RevNet blocks have no step size and, at initialisation, their batch",
+        "normalisation in inference mode is the identity, so their random-unit figures show",
+        "the unnormalised residual map compounding; they say nothing about trained ResNets.",
+        "",
+        "## Reconstruction drift of a reversible unit",
+        "",
+        "max abs(inverse(forward(x)) − x) / max abs(x) for a fresh Hamiltonian unit, by depth",
+        "and dtype (the unit's variables and state in that dtype).",
+        "",
+        "| dtype | " + " | ".join(f"depth {d}" for d in next(iter(report["drift"].values())))
+        + " |",
+        "| --- |" + " --- |" * len(next(iter(report["drift"].values()))),
+    ]
+    for dtype, errors in report["drift"].items():
+        lines.append(f"| {dtype} | " + " | ".join(f"{e:.1e}" for e in errors.values()) + " |")
+    lines += [
+        "",
+        "In bfloat16 (8 bits of mantissa) the rebuilt input is off by several percent at",
+        "depth 100: the reversible engine therefore carries the state in float32 under",
+        "mixed_bfloat16 and only the block updates run in bfloat16.",
+        "",
+    ]
+    return "\n".join(lines)

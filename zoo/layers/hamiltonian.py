@@ -66,6 +66,19 @@ class HamiltonianBlock(ConvStepHyperparameters, HalvesCouplingBlock):
     def _position_update(self, y, w, step, training, stats):
         return -self.h * self._layer(y, w, 2)
 
+    def vector_field(self, state, weights):
+        """The continuous right-hand side the step discretises (Chang et al.
+        2018, Eq. 9 in the symmetric form of Eq. 10):
+
+            dY/dt =  K1^T σ(K1 Z + b1),    dZ/dt = −K2^T σ(K2 Y + b2).
+
+        Its Jacobian [[0, K1^T D1 K1], [−K2^T D2 K2, 0]] (D = σ' ≥ 0) has
+        purely imaginary eigenvalues: the product of the two symmetric
+        positive semi-definite blocks has non-negative real eigenvalues.
+        """
+        y, z = state
+        return self._layer(z, weights, 1), -self._layer(y, weights, 2)
+
     def couplings(self):
         return (
             Coupling(target=0, source=1, fn=self._momentum_update),

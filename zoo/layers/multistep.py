@@ -86,6 +86,15 @@ class MidpointBlock(_TwoStepBlock):
     linearised right-hand side has purely imaginary eigenvalues.
     """
 
+    def vector_field(self, state, weights):
+        """dY/dt = σ((K − K^T) Y + b) (Chang et al. 2018, Eq. 14); its Jacobian
+        D (K − K^T) is similar to the antisymmetric D^½ (K − K^T) D^½, so its
+        eigenvalues are purely imaginary. `state` is (Y,)."""
+        (y,) = state
+        return (ops.relu(self._normalized(
+            ops.conv(y, weights["k"]) - ops.conv_transpose(y, weights["k"]) + weights["b"],
+            weights)),)
+
     def _rhs(self, y, w, step, training, stats):
         k = w["k"]
         coef = self._coefficient(2 * self.h, step, y.dtype)
@@ -106,6 +115,15 @@ class LeapfrogBlock(_TwoStepBlock):
     normalization="tv" it is the second-order (hyperbolic) block of Ruthotto &
     Haber (2020), Y_{j+1} = 2Y_j − Y_{j−1} − h² K^T σ(N(K Y_j + b)).
     """
+
+    def vector_field(self, state, weights):
+        """The second-order system d²Y/dt² = −K^T σ(K Y + b) (Chang et al. 2018,
+        Eq. 16) as a first-order one in (Y, V): dY/dt = V, dV/dt = −K^T σ(KY + b).
+        Its Jacobian [[0, I], [−K^T D K, 0]] has purely imaginary eigenvalues."""
+        y, v = state
+        k = weights["k"]
+        return v, -ops.conv_transpose(ops.relu(self._normalized(ops.conv(y, k) + weights["b"],
+                                                                 weights)), k)
 
     def _rhs(self, y, w, step, training, stats):
         k = w["k"]

@@ -141,8 +141,22 @@ class StackedUnit(keras.layers.Layer):
             if self._interpolation is not None:
                 matrix = tf.constant(self._interpolation, value.dtype)
                 value = tf.tensordot(matrix, value, axes=1)
-            (trainable if v.trainable else constants)[name] = value
+            if v.trainable:
+                trainable[name] = value
+            else:
+                # Read here, outside the reversible unit's custom gradient: a
+                # frozen layer's variables are still trainable tf.Variables,
+                # and tf.custom_gradient refuses to capture those.
+                constants[name] = tf.convert_to_tensor(value)
         return trainable, constants
+
+    def block_weights(self, j):
+        """The weights of block j (interpolated from the control points, if
+        any), as a dict of tensors: for analysis of a single step."""
+        if not 0 <= j < self.depth:
+            raise IndexError(f"Block {j} of a unit of depth {self.depth}.")
+        trainable, constants = self._split_weights()
+        return {name: w[j] for name, w in {**trainable, **constants}.items()}
 
     def _run(self, state, trainable, constants, training):
         return engine.run_forward(self.block, state, {**trainable, **constants}, training)
