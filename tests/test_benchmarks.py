@@ -49,3 +49,58 @@ def test_input_pipeline_is_not_the_bottleneck(policy, reversible):
     print(f"\n{policy} reversible={reversible}: input pipeline {pipeline:.0f} img/s, "
           f"training step {model_rate:.0f} img/s, ratio {pipeline / model_rate:.1f}x")
     assert pipeline > 5 * model_rate
+
+
+@pytest.mark.benchmark
+def test_benchmark_tool_quick(tmp_path):
+    """The tool end to end on the two shallower depths (about 5 minutes)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    proc = subprocess.run([sys.executable, "tools/benchmark.py", "--quick",
+                           "--output_dir", str(tmp_path), "--markdown", str(tmp_path / "B.md")],
+                          capture_output=True, text=True, cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    print(proc.stdout)
+    assert "| goal |" in (tmp_path / "B.md").read_text()
+
+
+def _synthetic_results():
+    rows = []
+    for model, per_sample in (("hamiltonian-74-cifar10", 1.0), ("hamiltonian-1202-cifar10", 1.1)):
+        for reversible in (True, False):
+            for batch in (8, 32):
+                slope = per_sample if reversible else per_sample * 10
+                rows.append({"model": model, "reversible": reversible, "batch": batch,
+                             "policy": "float32", "parameters": 1,
+                             "allocator_peak_bytes": int((100 + slope * batch) * 2**20),
+                             "process_peak_rss_bytes": 2**30, "build_seconds": 1.0,
+                             "first_step_seconds": 2.0, "step_seconds": 0.5,
+                             "images_per_second": batch / 0.5})
+    throughput = [{"model": "hamiltonian-74-cifar10", "policy": p, "reversible": r, "batch": 128,
+                   "images_per_second": v}
+                  for p, r, v in (("float32", True, 80), ("float32", False, 100),
+                                  ("mixed_bfloat16", True, 150), ("mixed_bfloat16", False, 310))]
+    return {"machine": {"platform": "p", "processor": "x", "cpu_count": 2, "python": "3",
+                        "tensorflow": "2"}, "train_step": rows, "throughput": throughput,
+            "inference": None, "started": "a", "finished": "b"}
+
+
+def test_benchmark_report_computes_the_goals_from_the_rows():
+    from zoo import benchmarks
+
+    results = _synthetic_results()
+    slopes = benchmarks.activation_per_sample(results)
+    assert slopes[("hamiltonian-74-cifar10", True)] == pytest.approx(2**20)
+    goals = {name: (value, met) for name, value, _, met in benchmarks.goals(results)}
+    memory = goals["activation memory per sample, reversible, 1202 vs 74 layers"]
+    assert memory[0] == pytest.approx(1.1) and memory[1]
+    assert goals["build + first step, reversible, 1202 vs 74 layers"] == (1.0, True)
+    assert goals["training throughput reversible / autodiff (float32)"] == (0.8, True)
+    assert goals["training throughput reversible / autodiff (mixed_bfloat16)"][1] is False
+    assert goals["training img/s, best engine (mixed_bfloat16)"] == (310, True)
+    text = benchmarks.markdown(results, "cmd", [])
+    assert "| hamiltonian-1202-cifar10 | reversible | 32 | 135.2 | 1.10 |" in text
+    assert "**no**" in text

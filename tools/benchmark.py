@@ -1,0 +1,48 @@
+"""Benchmarks of the reversible engine (zoo.benchmarks): memory and trace time
+against depth, training throughput, inference speed. Writes BENCHMARKS.md,
+docs/benchmarks/benchmarks.json and a plot.
+
+    python tools/benchmark.py                 # Hamiltonian-74/218/1202, about 15 minutes on 2 cores
+    python tools/benchmark.py --quick         # 74 and 218 only, fewer steps
+"""
+
+import json
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from absl import app, flags  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("output_dir", os.path.join(ROOT, "docs", "benchmarks"),
+                    "Where the JSON and the plot go.")
+flags.DEFINE_string("markdown", os.path.join(ROOT, "BENCHMARKS.md"), "The report to write.")
+flags.DEFINE_bool("quick", False, "Depths 74 and 218 only, 3 throughput steps, no inference.")
+flags.DEFINE_integer("throughput_steps", 8, "Timed training steps per throughput figure.")
+
+
+def main(argv):
+    from zoo import benchmarks
+
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    kwargs = {"throughput_steps": FLAGS.throughput_steps}
+    if FLAGS.quick:
+        kwargs = {"depth_models": benchmarks.DEPTHS[:2], "throughput_steps": 3,
+                  "inference_model": None}
+    results = benchmarks.run_all(**kwargs)
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    with open(os.path.join(FLAGS.output_dir, "benchmarks.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    plots = benchmarks.plot(results, FLAGS.output_dir)
+    command = "python tools/benchmark.py" + (" --quick" if FLAGS.quick else "")
+    with open(FLAGS.markdown, "w") as f:
+        f.write(benchmarks.markdown(results, command, plots))
+    for name, value, target, met in benchmarks.goals(results):
+        print(f"{name}: {value:.2f} (target {target}) {'met' if met else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    app.run(main)

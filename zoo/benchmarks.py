@@ -1,0 +1,370 @@
+"""Benchmarks of the reversible engine: memory, trace time and throughput.
+
+Each measurement runs in a fresh Python process (`run_isolated`), so that
+the allocator's and the process's peaks, and the trace time, belong to that
+measurement alone. `tools/benchmark.py` runs them side by side and writes
+BENCHMARKS.md, a JSON file and plots.
+
+Figures:
+  * `train_step`: one model, engine, batch: TF allocator peak of a training
+    step above what was in use before it, the process's peak resident memory
+    (ru_maxrss), time to build the model, and time to trace and run the first
+    step;
+  * activation memory per sample: the allocator peak's slope over two batch
+    sizes (weights, gradients and optimizer state cancel);
+  * `throughput`: training images per second (compiled SGD steps on fixed
+    random images: the model alone, not the input pipeline);
+  * `inference`: images per second at batch 100 and latency at batch 1, of the
+    Keras model and of its exported SavedModel.
+"""
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def machine():
+    """What the figures were measured on."""
+    import tensorflow as tf
+
+    info = {"platform": platform.platform(), "processor": platform.processor(),
+            "cpu_count": os.cpu_count(), "python": platform.python_version(),
+            "tensorflow": tf.__version__}
+    try:
+        import keras
+
+        info["keras"] = keras.__version__
+    except ImportError:
+        pass
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        info["cpu_model"] = names[0] if names else None
+    except OSError:
+        pass
+    return info
+
+
+def run_isolated(function, **kwargs):
+    """Runs zoo.benchmarks.<function>(**kwargs) in a fresh process; returns its dict."""
+    code = ("import json, sys; from zoo import benchmarks; "
+            f"print('RESULT ' + json.dumps(benchmarks.{function}(**json.loads(sys.argv[1]))))")
+    env = dict(os.environ, PYTHONPATH=_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run([sys.executable, "-c", code, json.dumps(kwargs)], capture_output=True,
+                          text=True, env=env, cwd=_ROOT)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"{function}({kwargs}) failed:\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def _set_policy(policy):
+    import keras
+
+    keras.config.set_dtype_policy(policy)
+
+
+def train_step(model, reversible, batch, policy="float32", steps=2):
+    """Memory and time of training steps of `model` (a zoo name)."""
+    import keras
+    import tensorflow as tf
+
+    from zoo import analysis, registry
+
+    _set_policy(policy)
+    keras.utils.set_random_seed(0)
+    start = time.perf_counter()
+    network = registry.build(model, reversible=reversible)
+    build_seconds = time.perf_counter() - start
+    rng = np.random.default_rng(0)
+    height, width, _ = network.input_shape[1:]
+    x = tf.constant(rng.integers(0, 256, (batch, height, width, 3)), tf.float32)
+    y = tf.constant(rng.integers(0, network.output_shape[-1], (batch,)))
+    optimizer = keras.optimizers.SGD(0.01)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, network(x, training=True))
+        grads = tape.gradient(loss, network.trainable_weights)
+        optimizer.apply_gradients(zip(grads, network.trainable_weights))
+        return loss
+
+    start = time.perf_counter()
+    step().numpy()
+    first_step_seconds = time.perf_counter() - start
+    tf.config.experimental.reset_memory_stats("CPU:0")
+    base = tf.config.experimental.get_memory_info("CPU:0")["current"]
+    start = time.perf_counter()
+    for _ in range(steps):
+        step().numpy()
+    step_seconds = (time.perf_counter() - start) / steps
+    peak = tf.config.experimental.get_memory_info("CPU:0")["peak"] - base
+    return {
+        "model": model, "reversible": reversible, "batch": batch, "policy": policy,
+        "parameters": int(network.count_params()),
+        "allocator_peak_bytes": int(peak),
+        "process_peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "build_seconds": build_seconds, "first_step_seconds": first_step_seconds,
+        "step_seconds": step_seconds, "images_per_second": batch / step_seconds,
+    }
+
+
+def throughput(model, reversible, batch=128, policy="float32", steps=8):
+    """Training images per second: `steps` compiled SGD steps after the first
+    (traced) one, on fixed random images (the model alone, no input pipeline)."""
+    return train_step(model, reversible, batch, policy, steps=steps)
+
+
+def inference(model, batch=100, repeats=5, latency_repeats=30):
+    """Inference speed of the pretrained (or untrained) Keras model and of its
+    SavedModel export: images/s at `batch`, median latency at batch 1."""
+    import tensorflow as tf
+
+    from zoo import export, pretrained, registry
+
+    _set_policy("float32")
+    if model in pretrained.list_pretrained():
+        network = pretrained.load(model, reversible=False)
+        labels = pretrained.info(model)["labels"]
+    else:
+        network = registry.build(model, reversible=False)
+        labels = [str(i) for i in range(network.output_shape[-1])]
+    rng = np.random.default_rng(0)
+    shape = network.input_shape[1:]
+    images = rng.integers(0, 256, (batch,) + shape).astype("uint8")
+    one = images[:1]
+
+    predict = tf.function(lambda x: network(x, training=False))
+
+    def keras_call(x):
+        return predict(tf.constant(x, tf.float32)).numpy()
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = export.export_saved_model(network, directory, "bench", 1, labels)
+        serving = tf.saved_model.load(path).signatures["serving_default"]
+
+        def saved_call(x):
+            return serving(images=tf.constant(x))["probabilities"].numpy()
+
+        result = {"model": model, "batch": batch}
+        for name, call in (("keras", keras_call), ("saved_model", saved_call)):
+            call(images)
+            call(one)
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                call(images)
+                times.append(time.perf_counter() - start)
+            result[f"{name}_images_per_second"] = batch / float(np.median(times))
+            latencies = []
+            for _ in range(latency_repeats):
+                start = time.perf_counter()
+                call(one)
+                latencies.append(time.perf_counter() - start)
+            result[f"{name}_latency_ms"] = 1000 * float(np.median(latencies))
+    return result
+
+
+DEPTHS = ("hamiltonian-74-cifar10", "hamiltonian-218-cifar10", "hamiltonian-1202-cifar10")
+
+
+def run_all(depth_models=DEPTHS, batches=(8, 32), throughput_model="hamiltonian-74-cifar10",
+            throughput_batch=128, throughput_steps=8, inference_model="hamiltonian-74-cifar10",
+            log=print):
+    """Every benchmark, each configuration in its own process. Returns a dict."""
+    results = {"machine": machine(), "train_step": [], "throughput": [], "inference": None,
+               "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    for model in depth_models:
+        for reversible in (True, False):
+            for batch in batches:
+                r = run_isolated("train_step", model=model, reversible=reversible, batch=batch)
+                log(f"train_step {model} reversible={reversible} batch={batch}: "
+                    f"{r['allocator_peak_bytes'] / 2**20:.1f} MiB allocator peak, "
+                    f"first step {r['first_step_seconds']:.1f} s")
+                results["train_step"].append(r)
+    for policy in ("float32", "mixed_bfloat16"):
+        for reversible in (True, False):
+            r = run_isolated("throughput", model=throughput_model, reversible=reversible,
+                             batch=throughput_batch, policy=policy, steps=throughput_steps)
+            log(f"throughput {policy} reversible={reversible}: {r['images_per_second']:.0f} img/s")
+            results["throughput"].append(r)
+    if inference_model:
+        results["inference"] = run_isolated("inference", model=inference_model)
+        log(f"inference: {results['inference']}")
+    results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    return results
+
+
+def activation_per_sample(results):
+    """{(model, reversible): bytes per sample} from the train_step rows."""
+    rows = {}
+    for r in results["train_step"]:
+        rows.setdefault((r["model"], r["reversible"]), {})[r["batch"]] = r["allocator_peak_bytes"]
+    slopes = {}
+    for key, peaks in rows.items():
+        small, large = min(peaks), max(peaks)
+        if large > small:
+            slopes[key] = (peaks[large] - peaks[small]) / (large - small)
+    return slopes
+
+
+def _row(results, model, reversible, batch):
+    for r in results["train_step"]:
+        if (r["model"], r["reversible"], r["batch"]) == (model, reversible, batch):
+            return r
+    return None
+
+
+def goals(results):
+    """The issue's targets, each with the measured value and whether it is met."""
+    out = []
+    slopes = activation_per_sample(results)
+    models = sorted({r["model"] for r in results["train_step"]},
+                    key=lambda m: int(m.split("-")[1]))
+    shallow, deep = models[0], models[-1]
+    if (deep, True) in slopes and (shallow, True) in slopes:
+        ratio = slopes[(deep, True)] / slopes[(shallow, True)]
+        out.append(("activation memory per sample, reversible, "
+                    f"{deep.split('-')[1]} vs {shallow.split('-')[1]} layers", ratio, "≤ 1.2×",
+                    ratio <= 1.2))
+    batch = max(r["batch"] for r in results["train_step"])
+    a, b = _row(results, shallow, True, batch), _row(results, deep, True, batch)
+    if a and b:
+        ratio = (b["build_seconds"] + b["first_step_seconds"]) / (
+            a["build_seconds"] + a["first_step_seconds"])
+        out.append((f"build + first step, reversible, {deep.split('-')[1]} vs "
+                    f"{shallow.split('-')[1]} layers", ratio, "≤ 2×", ratio <= 2))
+    by = {(r["policy"], r["reversible"]): r["images_per_second"] for r in results["throughput"]}
+    for policy in ("float32", "mixed_bfloat16"):
+        if (policy, True) in by and (policy, False) in by:
+            ratio = by[(policy, True)] / by[(policy, False)]
+            out.append((f"training throughput reversible / autodiff ({policy})", ratio, "≥ 0.75×",
+                        ratio >= 0.75))
+    for policy in ("float32", "mixed_bfloat16"):
+        best = max((v for (p, _), v in by.items() if p == policy), default=None)
+        if best is not None:
+            out.append((f"training img/s, best engine ({policy})", best, "≥ 300", best >= 300))
+    return out
+
+
+def plot(results, output_dir):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    slopes = activation_per_sample(results)
+    models = sorted({r["model"] for r in results["train_step"]},
+                    key=lambda m: int(m.split("-")[1]))
+    depths = [int(m.split("-")[1]) for m in models]
+    batch = max(r["batch"] for r in results["train_step"])
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for reversible, style in ((True, "o-"), (False, "s--")):
+        label = "reversible" if reversible else "autodiff"
+        axes[0].plot(depths, [slopes.get((m, reversible), np.nan) / 2**20 for m in models], style,
+                     label=label)
+        axes[1].plot(depths, [_row(results, m, reversible, batch)["process_peak_rss_bytes"] / 2**30
+                              for m in models], style, label=label)
+        axes[2].plot(depths, [(_row(results, m, reversible, batch)["build_seconds"]
+                               + _row(results, m, reversible, batch)["first_step_seconds"])
+                              for m in models], style, label=label)
+    titles = ("activation MiB per sample", f"process peak GiB (batch {batch})",
+              f"build + first step s (batch {batch})")
+    for ax, title in zip(axes, titles):
+        ax.set_xscale("log")
+        ax.set_xlabel("layers")
+        ax.set_title(title)
+        ax.legend()
+    fig.tight_layout()
+    path = os.path.join(output_dir, "benchmarks_memory.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
+
+
+def markdown(results, command, plots):
+    m = results["machine"]
+    slopes = activation_per_sample(results)
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Generated by `{command}` (zoo.benchmarks) between {results['started']} and "
+        f"{results['finished']}; raw figures in `docs/benchmarks/benchmarks.json`, plot "
+        + ", ".join(f"`{os.path.relpath(p, _ROOT)}`" for p in plots) + ".",
+        "",
+        f"Machine: {m.get('cpu_model') or m['processor']}, {m['cpu_count']} cores as seen by "
+        f"the process, {m['platform']}, Python {m['python']}, TensorFlow {m['tensorflow']}, "
+        f"Keras {m.get('keras', '?')}. Each configuration ran in a fresh process. No GPU.",
+        "",
+        "## Goals",
+        "",
+        "| goal | measured | target | met |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, value, target, met in goals(results):
+        shown = f"{value:.0f}" if "img/s" in name else f"{value:.2f}×"
+        lines.append(f"| {name} | {shown} | {target} | {'yes' if met else '**no**'} |")
+    lines += [
+        "",
+        "## Memory and trace time against depth",
+        "",
+        "One SGD training step on random CIFAR-sized images, float32. Allocator peak: TF's",
+        "CPU allocator peak above what was in use before the step. Activation per sample:",
+        "that peak's slope over the batch sizes, which cancels weights, gradients and",
+        "optimizer state. Process peak: ru_maxrss of the process (includes TensorFlow itself).",
+        "",
+        "| model | engine | batch | allocator peak MiB | activation MiB/sample | process peak MiB "
+        "| build s | first step s | step s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results["train_step"]:
+        slope = slopes.get((r["model"], r["reversible"]))
+        slope_text = f"{slope / 2**20:.2f}" if slope is not None else "-"
+        lines.append(
+            f"| {r['model']} | {'reversible' if r['reversible'] else 'autodiff'} | {r['batch']} | "
+            f"{r['allocator_peak_bytes'] / 2**20:.1f} | {slope_text} | "
+            f"{r['process_peak_rss_bytes'] / 2**20:.0f} | {r['build_seconds']:.1f} | "
+            f"{r['first_step_seconds']:.1f} | {r['step_seconds']:.2f} |")
+    lines += [
+        "",
+        "## Training throughput",
+        "",
+        "Compiled SGD steps on fixed random images (the model alone; the input pipeline is",
+        "measured separately by `pytest -m benchmark tests/test_benchmarks.py`).",
+        "",
+        "| model | precision | engine | batch | img/s |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in results["throughput"]:
+        lines.append(f"| {r['model']} | {r['policy']} | "
+                     f"{'reversible' if r['reversible'] else 'autodiff'} | {r['batch']} | "
+                     f"{r['images_per_second']:.0f} |")
+    inf = results.get("inference")
+    if inf:
+        lines += [
+            "",
+            "## Inference",
+            "",
+            f"{inf['model']}, float32, the plain-autodiff graph; medians.",
+            "",
+            f"| runtime | img/s at batch {inf['batch']} | latency at batch 1 (ms) |",
+            "| --- | --- | --- |",
+            f"| Keras model (tf.function) | {inf['keras_images_per_second']:.0f} | "
+            f"{inf['keras_latency_ms']:.1f} |",
+            f"| exported SavedModel (serving_default) | {inf['saved_model_images_per_second']:.0f} "
+            f"| {inf['saved_model_latency_ms']:.1f} |",
+        ]
+    lines.append("")
+    return "\n".join(lines)
