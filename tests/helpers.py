@@ -1,7 +1,6 @@
 """Shared test utilities."""
 
 import numpy as np
-import tensorflow as tf
 
 
 def max_relative_error(a, b):

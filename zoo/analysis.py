@@ -19,13 +19,9 @@ import numpy as np
 import tensorflow as tf
 
 
-def train_step_peak_bytes(model, batch, steps=1, device="CPU:0", seed=0):
-    """Peak allocator bytes of `steps` compiled SGD training steps on random
-    images of the model's input size, above the memory in use before them.
-
-    The step is traced and run once first, so optimizer slots and the traced
-    graph are already allocated when the measurement starts.
-    """
+def compiled_train_step(model, batch, seed=0):
+    """A tf.function running one SGD training step of `model` on fixed random
+    images of its input size (and labels of its output size)."""
     import keras
 
     if batch < 1:
@@ -46,6 +42,17 @@ def train_step_peak_bytes(model, batch, steps=1, device="CPU:0", seed=0):
         optimizer.apply_gradients(zip(grads, model.trainable_weights))
         return loss
 
+    return step
+
+
+def train_step_peak_bytes(model, batch, steps=1, device="CPU:0", seed=0):
+    """Peak allocator bytes of `steps` compiled SGD training steps on random
+    images of the model's input size, above the memory in use before them.
+
+    The step is traced and run once first, so optimizer slots and the traced
+    graph are already allocated when the measurement starts.
+    """
+    step = compiled_train_step(model, batch, seed)
     step()
     tf.config.experimental.reset_memory_stats(device)
     base = tf.config.experimental.get_memory_info(device)["current"]
@@ -177,18 +184,14 @@ def gradient_growth(unit, x, seed=0):
     """||∂L/∂Y_0|| / ||∂L/∂Y_j|| for L = <g, Y_j>, g random, j = 1..depth: how
     much a gradient grows or shrinks travelling back through j blocks."""
     rng = np.random.default_rng(seed)
-    ratios = []
-    for j in range(1, unit.depth + 1):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            state = unit.block.unit_entry(x)
-            for i in range(j):
-                weights = _as_dtype(unit.block_weights(i), x.dtype)
-                state, _ = unit.block.forward_step(state, weights, i, False)
-            out = unit.block.unit_exit(state)
-            g = tf.constant(rng.standard_normal(out.shape), out.dtype)
-            loss = tf.reduce_sum(g * out)
-        ratios.append(float(tf.norm(tape.gradient(loss, x))) / float(tf.norm(g)))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        outputs = [unit.block.unit_exit(state) for state in _steps(unit, unit.block.unit_entry(x))]
+        probes = [tf.constant(rng.standard_normal(out.shape), out.dtype) for out in outputs]
+        losses = [tf.reduce_sum(g * out) for g, out in zip(probes, outputs)]
+    ratios = [float(tf.norm(tape.gradient(loss, x))) / float(tf.norm(g))
+              for loss, g in zip(losses, probes)]
+    del tape
     return np.array(ratios)
 
 

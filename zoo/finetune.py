@@ -79,6 +79,7 @@ import tensorflow as tf
 
 from zoo import data as zdata
 from zoo import evaluation, pretrained, references, registry, training
+from zoo.model_cards import describe_hardware, percent
 from zoo.regularizers import weight_decay_regularizer
 
 CARD_FORMAT_VERSION = 1
@@ -674,10 +675,6 @@ def _citations(parent, dataset):
     return cited
 
 
-def _pct(value):
-    return f"{100 * value:.2f}%"
-
-
 def _epoch_range(phase):
     last = phase["first_epoch"] + phase["epochs"] - 1
     return str(last) if phase["epochs"] == 1 else f"{phase['first_epoch']}–{last}"
@@ -696,7 +693,7 @@ def render_card(card):
     conversion = (f"The dataset's {dataset_shape} images were converted: "
                   f"{'; '.join(card['input']['conversion'])} (`zoo.finetune.prepare_images`)."
                   if card["input"]["conversion"] else "The dataset's images have this shape.")
-    per_class = ", ".join(f"{k} {_pct(v)}" for k, v in m["per_class_accuracy"].items()
+    per_class = ", ".join(f"{k} {percent(v)}" for k, v in m["per_class_accuracy"].items()
                           if v is not None)
     lines = [
         f"# {card['name']}",
@@ -708,7 +705,7 @@ def render_card(card):
         f"`{p['weights']['sha256']}`"
         + ("" if p["weights_used"] else " (architecture only; its weights were not used)") + ".",
         f"- **Parent metrics** ({p['dataset']} {pm.get('split')}, {pm.get('images', 0):,} "
-        f"images): top-1 {_pct(pm['top1'])}, top-5 {_pct(pm['top5'])}, loss {pm['loss']:.4f}.",
+        f"images): top-1 {percent(pm['top1'])}, top-5 {percent(pm['top5'])}, loss {pm['loss']:.4f}.",
         f"- **Weights**: `{card['weights']['file']}`, sha256 `{card['weights']['sha256']}` "
         f"({card['weights']['format']}); `zoo.finetune.load_finetuned(<this directory>)`.",
         f"- **Code commit**: `{t['code_commit']}`.",
@@ -745,9 +742,7 @@ def render_card(card):
           f"{ph['warmup_epochs']:g} | {ph['steps']:,} | {ph['seconds']:,.1f} |"
           for ph in t["phases"]],
         "",
-        f"- **Training hardware and time**: {hw.get('cpu_count', '?')}-core "
-        f"{hw.get('processor', '')} machine, devices {', '.join(hw.get('devices', []))}, "
-        f"TensorFlow {hw.get('tensorflow', '?')}, Keras {hw.get('keras', '?')}; "
+        f"- **Training hardware and time**: {describe_hardware(hw)}; "
         f"{t['train_seconds']:,.1f} s of training epochs (with the evaluations for the "
         "curves), "
         f"{t['wall_seconds']:,.1f} s wall time in all.",
@@ -760,8 +755,8 @@ def render_card(card):
         "",
         "| metric | value | split | images |",
         "| --- | --- | --- | --- |",
-        f"| top-1 accuracy | {_pct(m['top1'])} | {m['split']} | {m['images']:,} |",
-        f"| top-{m['top5_k']} accuracy | {_pct(m['top5'])} | {m['split']} | {m['images']:,} |",
+        f"| top-1 accuracy | {percent(m['top1'])} | {m['split']} | {m['images']:,} |",
+        f"| top-{m['top5_k']} accuracy | {percent(m['top5'])} | {m['split']} | {m['images']:,} |",
         f"| cross-entropy | {m['loss']:.4f} | {m['split']} | {m['images']:,} |",
         "",
         f"Measured in {m['precision']} on the weights of the last epoch. Per class: {per_class}.",
@@ -770,7 +765,7 @@ def render_card(card):
         "",
         f"- **Limitations**: trained on {d['train_images']:,} images of {d['name']}; evaluated "
         f"on {m['images']:,}, so the accuracy has a standard error of about "
-        f"{_pct(math.sqrt(max(m['top1'] * (1 - m['top1']), 1e-12) / max(m['images'], 1)))}. "
+        f"{percent(math.sqrt(max(m['top1'] * (1 - m['top1']), 1e-12) / max(m['images'], 1)))}. "
         "The test split was evaluated during training for the learning curves only; "
         "nothing was selected on it.",
         "- **Ethical considerations**: inherits the biases of the parent's training data "

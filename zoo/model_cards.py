@@ -41,12 +41,19 @@ FAMILY_DESCRIPTIONS = {
 }
 
 
-def _pct(value):
+def percent(value):
     return f"{100 * value:.2f}%"
 
 
 def _minutes(seconds):
     return "unknown" if seconds is None else f"{seconds / 60:.0f} min ({seconds:,.0f} s)"
+
+
+def describe_hardware(hardware):
+    """A run's `zoo.training.hardware()` record in words."""
+    return (f"{hardware.get('cpu_count', '?')}-core {hardware.get('processor', '')} machine, "
+            f"devices {', '.join(hardware.get('devices', []))}, TensorFlow "
+            f"{hardware.get('tensorflow', '?')}, Keras {hardware.get('keras', '?')}")
 
 
 def _params(entry):
@@ -79,7 +86,7 @@ def _difference_from_paper(entry):
     if not paper:
         return "The paper reports no figure for this model and dataset."
     gap = 100 * top1 - paper["top1"]
-    return (f"{_pct(top1)} top-1 against the paper's {paper['top1']:.2f}% "
+    return (f"{percent(top1)} top-1 against the paper's {paper['top1']:.2f}% "
             f"({gap:+.2f} points; {paper['source']}); this run trained "
             f"{entry['training']['epochs']} epochs.")
 
@@ -87,11 +94,10 @@ def _difference_from_paper(entry):
 def render_card(entry):
     m, t, d = entry["metrics"], entry["training"], entry["dataset"]
     hardware = t["hardware"]
-    devices = ", ".join(hardware.get("devices", []))
     memory = entry.get("memory", {})
     mib = memory.get("train_step_peak_mib", {})
     memory_text = "; ".join(f"{engine} {value:.1f} MiB" for engine, value in mib.items())
-    per_class = ", ".join(f"{label} {_pct(acc)}" for label, acc in m["per_class_accuracy"].items()
+    per_class = ", ".join(f"{label} {percent(acc)}" for label, acc in m["per_class_accuracy"].items()
                           if acc is not None and not math.isnan(acc))
     shape = "×".join(str(s) for s in entry["input"]["shape"])
     lines = [
@@ -133,9 +139,7 @@ def render_card(entry):
            if t["overrides"] else "")
         + f": {_schedule(t)}; {t['steps']:,} steps ({t['epochs']} epochs), seed {t['seed']}, "
         f"{t['precision']}, {t['engine']} gradients.",
-        f"- **Training hardware and time**: {hardware.get('cpu_count', '?')}-core "
-        f"{hardware.get('processor', '')} machine, devices {devices}, TensorFlow "
-        f"{hardware.get('tensorflow', '?')}, Keras {hardware.get('keras', '?')}; "
+        f"- **Training hardware and time**: {describe_hardware(hardware)}; "
         f"{_minutes(t.get('train_seconds'))} of training epochs, "
         f"{_minutes(t.get('wall_seconds'))} wall time in all.",
     ]
@@ -147,10 +151,10 @@ def render_card(entry):
         "",
         "| metric | value | split | images |",
         "| --- | --- | --- | --- |",
-        f"| top-1 accuracy | {_pct(m['top1'])} | {m['split']} | {m['images']:,} |",
-        f"| top-5 accuracy | {_pct(m['top5'])} | {m['split']} | {m['images']:,} |",
+        f"| top-1 accuracy | {percent(m['top1'])} | {m['split']} | {m['images']:,} |",
+        f"| top-5 accuracy | {percent(m['top5'])} | {m['split']} | {m['images']:,} |",
         f"| cross-entropy | {m['loss']:.4f} | {m['split']} | {m['images']:,} |",
-        f"| top-1 accuracy (check subset) | {_pct(entry['checks']['subset']['top1'])} | "
+        f"| top-1 accuracy (check subset) | {percent(entry['checks']['subset']['top1'])} | "
         f"first {entry['checks']['subset']['first']:,} of {entry['checks']['subset']['split']} | "
         f"{entry['checks']['subset']['first']:,} |",
         "",
@@ -232,7 +236,7 @@ def render(manifest):
         paper_text = f"{paper['top1']:.2f}%" if paper else "-"
         index.append(
             f"| [{entry['name']}](#{entry['name'].replace('.', '')}) | "
-            f"{_pct(entry['metrics']['top1'])} | "
+            f"{percent(entry['metrics']['top1'])} | "
             f"{paper_text} | "
             f"{entry['parameters']['total']:,} | `{entry['weights']['file']}` |")
     return HEADER + "\n".join(index) + "\n\n" + "\n".join(cards)
