@@ -1,5 +1,6 @@
 """Experiment drivers on a tiny real run."""
 
+import dataclasses
 import json
 
 from zoo import experiments, training
@@ -18,3 +19,96 @@ def test_control_point_sweep_writes_a_table(cifar10_small, tmp_path):
     text = table.read_text()
     assert "| all (M = N) | 503,194 |" in text and "| 1 |" in text
     assert json.loads(table.with_suffix(".json").read_text())["rows"] == rows
+
+
+def test_small_data_sweep_trains_each_model_and_share(cifar10_small, tmp_path):
+    from zoo import data as zdata
+
+    config = training.TrainConfig(
+        model="unused", dataset=cifar10_small, output_dir=str(tmp_path / "runs"),
+        recipe="cpu", batch_size=20, mixed_precision=False, verbose=0)
+    steps = {0.1: 1, 0.2: 2}
+    models = ["hamiltonian-74", "resnet-32"]
+    rows = experiments.small_data_sweep(config, models, [0.1, 0.2], [3], steps.__getitem__)
+    assert [(r["model"], r["fraction"], r["seed"]) for r in rows] == [
+        (m, f, 3) for f in (0.1, 0.2) for m in models]
+    train = zdata.load(cifar10_small, "train")
+    for r in rows:
+        assert r["train_examples"] == len(zdata.stratified_subset(train, r["fraction"], 3))
+        assert r["steps"] == steps[r["fraction"]] and r["test_examples"] == 100
+
+    # Finished runs are read back, not trained again.
+    assert experiments.small_data_sweep(
+        config, models, [0.1, 0.2], [3], steps.__getitem__) == rows
+
+
+def test_small_data_report(tmp_path):
+    config = training.TrainConfig(model="unused", dataset="cifar10", output_dir="x",
+                                  recipe="cpu")
+    rows = [{"model": m, "fraction": f, "seed": s, "steps": 10, "epochs": 2,
+             "parameters": 100 if m == "a" else 90, "train_examples": int(5000 * f),
+             "test_examples": 10_000, "test_accuracy": acc, "test_top5": 0.9,
+             "test_loss": 1.0, "train_seconds": 5.0}
+            for m, f, s, acc in [("a", 0.01, 0, 0.30), ("a", 0.01, 1, 0.34),
+                                 ("b", 0.01, 0, 0.20), ("b", 0.01, 1, 0.26),
+                                 ("a", 0.1, 0, 0.5), ("b", 0.1, 0, 0.6)]]
+    report = tmp_path / "docs" / "small.md"
+    summary = experiments.write_small_data_report(rows, config, str(report), "cmd")
+    assert [(s["model"], s["fraction"], s["runs"]) for s in summary] == [
+        ("a", 0.01, 2), ("b", 0.01, 2), ("a", 0.1, 1), ("b", 0.1, 1)]
+    assert abs(summary[0]["mean_accuracy"] - 0.32) < 1e-12
+    assert abs(summary[0]["std_accuracy"] - 0.04 / 2**0.5) < 1e-12
+    text = report.read_text()
+    assert "| 1% | 50 | 10 | 32.00 ± 2.83% | 23.00 ± 4.24% | +9.00 |" in text
+    assert "| 10% | 500 | 10 | 50.00% | 60.00% | -10.00 |" in text
+    assert report.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
+    assert json.loads(report.with_suffix(".json").read_text())["rows"] == rows
+
+
+def test_final_evaluation_is_the_weights_that_were_saved(cifar10_small, tmp_path):
+    import keras
+    from zoo import data as zdata, registry
+
+    config = training.TrainConfig(
+        model="hamiltonian-74", dataset=cifar10_small, output_dir=str(tmp_path / "run"),
+        recipe="cpu", batch_size=50, steps=3, mixed_precision=False, verbose=0)
+    results = training.train(config)
+    # The same regularisers, whose penalty is part of the reported loss.
+    resolved = config.resolved()
+    model = registry.build("hamiltonian-74", classes=10, input_shape=(32, 32, 3),
+                           weight_decay=resolved.weight_decay,
+                           smoothness_decay=resolved.smoothness_decay)
+    model.load_weights(str(tmp_path / "run" / "last.weights.h5"))
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    fresh = model.evaluate(zdata.eval_dataset(zdata.load(cifar10_small, "test"), 50),
+                           verbose=0, return_dict=True)
+    assert abs(fresh["accuracy"] - results["test"]["accuracy"]) < 1e-6
+    assert abs(fresh["loss"] - results["test"]["loss"]) < 1e-4
+
+
+def test_deep_training_run_logs_every_step(cifar10_small, tmp_path):
+    config = training.TrainConfig(
+        model="hamiltonian-74", dataset=cifar10_small, output_dir=str(tmp_path / "rev"),
+        recipe="paper", batch_size=20, steps=12, reversible=True, validation_freq=10**9,
+        limit_eval=40, verbose=0)
+    results, rows = experiments.deep_training_run(config)
+    assert results["reversible_engine"] and results["test_examples"] == 40
+    # 200 images at batch 20 is 10 steps per epoch: the second epoch's
+    # running mean restarts, and the per-step losses still average to it.
+    assert [r["step"] for r in rows] == list(range(1, 13))
+    assert abs(sum(r["loss"] for r in rows[:10]) / 10 - rows[9]["loss_running_mean"]) < 1e-4
+    assert abs((rows[10]["loss"] + rows[11]["loss"]) / 2 - rows[11]["loss_running_mean"]) < 1e-4
+    assert all(r["allocator_peak_bytes"] > 0 and r["max_rss_bytes"] > 0 for r in rows)
+    summary = experiments.summarise_steps(rows)
+    assert summary["steps_logged"] == 12 and summary["allocator_peak_bytes"] > 0
+
+    autodiff = dataclasses.replace(config, reversible=False, steps=2,
+                                   output_dir=str(tmp_path / "auto"))
+    runs = {"reversible": (results, rows), "autodiff": experiments.deep_training_run(autodiff)}
+    report = tmp_path / "docs" / "deep.md"
+    experiments.write_deep_training_report(runs, str(report), "cmd")
+    text = report.read_text()
+    assert "| reversible | reversible | float32 | 20 | 12 |" in text
+    assert "| autodiff | autodiff | float32 | 20 | 2 |" in text
+    assert report.with_suffix(".png").read_bytes().startswith(b"\x89PNG")

@@ -565,12 +565,15 @@ def _train(config, callbacks):
 
     start = time.perf_counter()
     step = int(optimizer.iterations.numpy())
+    # The validation that ends the last epoch is the final evaluation (same
+    # weights, data and metrics): kept so the test set is not run twice.
+    last_validation = None
     while step < total_steps:
         epoch, first_batch = int(progress.epoch.numpy()), int(progress.batch.numpy())
         steps_now = min(steps_per_epoch - first_batch, total_steps - step)
         saver = StepCheckpoint(manager, progress, epoch, first_batch, config.checkpoint_every)
         validate = (epoch + 1) % config.validation_freq == 0 or step + steps_now >= total_steps
-        model.fit(
+        history = model.fit(
             zdata.train_dataset(train_split, config.batch_size, config.seed, epoch, first_batch),
             epochs=total_epochs, initial_epoch=epoch, steps_per_epoch=steps_now, shuffle=False,
             validation_data=eval_ds if validate else None,
@@ -586,12 +589,14 @@ def _train(config, callbacks):
                 f"Try a lower --learning_rate, float32 instead of mixed precision, "
                 f"or check the data.")
         step = int(optimizer.iterations.numpy())
+        last_validation = ({k[len("val_"):]: v[-1] for k, v in history.history.items()
+                            if k.startswith("val_")} if validate else None) or None
         progress.epoch.assign(epoch + 1)
         progress.batch.assign(0)
         manager.save(checkpoint_number=step)
     wall = time.perf_counter() - start
 
-    final = model.evaluate(eval_ds, verbose=0, return_dict=True)
+    final = last_validation or model.evaluate(eval_ds, verbose=0, return_dict=True)
     results = {
         "model": config.model, "dataset": config.dataset, "train_examples": len(train_split),
         "test_examples": len(test_split), "steps": step, "epochs": total_epochs,
