@@ -110,5 +110,6 @@ def test_deep_training_run_logs_every_step(cifar10_small, tmp_path):
     experiments.write_deep_training_report(runs, str(report), "cmd")
     text = report.read_text()
     assert "| reversible | reversible | float32 | 20 | 12 |" in text
+    assert rows[0]["penalty"] > 0 and 0 <= rows[0]["accuracy"] <= 1
     assert "| autodiff | autodiff | float32 | 20 | 2 |" in text
     assert report.with_suffix(".png").read_bytes().startswith(b"\x89PNG")

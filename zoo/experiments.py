@@ -260,16 +260,27 @@ class StepLog(keras.callbacks.Callback):
     step's own loss is recovered from consecutive means (all batches have the
     same size). The loss includes the regularisers. The allocator peak is
     reset before each step, so each row is that step's own peak, weights and
-    optimizer state included.
+    optimizer state included. Every `penalty_every` steps the regularisers'
+    penalty (weight decay and smoothness, `model.losses`) is computed after
+    the step, so that the cross-entropy can be told from it; 0 skips it.
     """
 
-    FIELDS = ("step", "loss", "loss_running_mean", "seconds", "allocator_peak_bytes", "allocator_current_bytes",
+    FIELDS = ("step", "loss", "loss_running_mean", "accuracy", "penalty", "seconds", "allocator_peak_bytes", "allocator_current_bytes",
               "rss_bytes", "max_rss_bytes")
 
-    def __init__(self, path, device="CPU:0"):
+    def __init__(self, path, device="CPU:0", penalty_every=0):
         super().__init__()
-        self.path, self.device = path, device
+        self.path, self.device, self.penalty_every = path, device, penalty_every
         self.rows = []
+        self.previous = {}
+
+    def _step_value(self, name, batch, logs):
+        """The step's own value of a metric Keras reports as a running mean."""
+        mean = float((logs or {}).get(name, float("nan")))
+        # `batch` restarts at 0 with every `fit` call, as the running mean does.
+        value = mean if batch == 0 else (batch + 1) * mean - batch * self.previous[name]
+        self.previous[name] = mean
+        return value, mean
 
     def _memory(self):
         try:
@@ -291,12 +302,14 @@ class StepLog(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         seconds = time.perf_counter() - self.start
         memory = self._memory() or {}
-        mean = float((logs or {}).get("loss", float("nan")))
-        # `batch` restarts at 0 with every `fit` call, as the running mean does.
-        loss = mean if batch == 0 else (batch + 1) * mean - batch * self.previous_mean
-        self.previous_mean = mean
-        row = {"step": int(self.model.optimizer.iterations.numpy()),
-               "loss": loss, "loss_running_mean": mean,
+        loss, mean = self._step_value("loss", batch, logs)
+        accuracy, _ = self._step_value("accuracy", batch, logs)
+        step = int(self.model.optimizer.iterations.numpy())
+        penalty = None
+        if self.penalty_every and (step % self.penalty_every == 0 or step == 1):
+            penalty = float(sum(float(v) for v in self.model.losses))
+        row = {"step": step, "loss": loss, "loss_running_mean": mean,
+               "accuracy": accuracy, "penalty": penalty,
                "seconds": round(seconds, 4),
                "allocator_peak_bytes": memory.get("peak"),
                "allocator_current_bytes": memory.get("current"),
@@ -307,20 +320,23 @@ class StepLog(keras.callbacks.Callback):
             csv.DictWriter(f, fieldnames=self.FIELDS).writerow(row)
 
 
+FLOAT_FIELDS = ("loss", "loss_running_mean", "accuracy", "penalty", "seconds")
+
+
 def read_step_log(path):
     """The rows of a `StepLog` CSV, numbers parsed (empty cells are None)."""
     with open(path, newline="") as f:
-        return [{k: (None if v == "" else float(v) if k in ("loss", "loss_running_mean", "seconds") else int(v))
+        return [{k: (None if v == "" else float(v) if k in FLOAT_FIELDS else int(v))
                  for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def deep_training_run(config):
+def deep_training_run(config, penalty_every=25):
     """Trains `config` (e.g. hamiltonian-1202 with the reversible engine) and
     logs every step with `StepLog` to `<output_dir>/steps.csv`. Returns
     (training results, step rows). Resumes like `training.train`; the step log
     then holds the steps of every session."""
     path = os.path.join(config.output_dir, "steps.csv")
-    log = StepLog(path)
+    log = StepLog(path, penalty_every=penalty_every)
     results = training.train(config, callbacks=[log])
     return results, read_step_log(path)
 
@@ -331,6 +347,7 @@ def summarise_steps(rows, skip=1):
     timed = [r["seconds"] for r in rows[skip:]] or [r["seconds"] for r in rows]
     peaks = [r["allocator_peak_bytes"] for r in rows if r["allocator_peak_bytes"] is not None]
     window = max(1, min(20, len(rows) // 5))
+    penalties = [r["penalty"] for r in rows if r.get("penalty") is not None]
     return {
         "steps_logged": len(rows),
         "allocator_peak_bytes": max(peaks) if peaks else None,
@@ -339,6 +356,10 @@ def summarise_steps(rows, skip=1):
         "median_step_seconds": float(np.median(timed)),
         "first_loss_mean": float(np.mean([r["loss"] for r in rows[:window]])),
         "last_loss_mean": float(np.mean([r["loss"] for r in rows[-window:]])),
+        "first_accuracy_mean": float(np.mean([r.get("accuracy", np.nan) for r in rows[:window]])),
+        "last_accuracy_mean": float(np.mean([r.get("accuracy", np.nan) for r in rows[-window:]])),
+        "first_penalty": penalties[0] if penalties else None,
+        "last_penalty": penalties[-1] if penalties else None,
         "loss_window": window,
     }
 
@@ -391,11 +412,13 @@ def write_deep_training_report(runs, path, command=""):
         f"augmented), every step logged by `zoo.experiments.StepLog`: the step's own "
         f"TensorFlow allocator peak (reset before each step; weights, gradients and optimizer "
         f"state included) and the process's maximum resident set size. The first step (tracing) "
-        f"is left out of the step time. Loss: the training loss of single steps, regularisers "
-        f"included, averaged over the first and last {window} steps.",
+        f"is left out of the step time. Loss and accuracy: those of single training batches, "
+        f"averaged over the first and last {window} steps; the loss includes the regularisers' "
+        f"penalty (weight decay and smoothness), given on its own at the first and last step "
+        f"it was computed.",
         "",
-        "| run | engine | precision | batch | steps | parameters | median s/step | allocator peak MiB | process max RSS MiB | loss, first steps | loss, last steps | test top-1 (images) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| run | engine | precision | batch | steps | parameters | median s/step | allocator peak MiB | process max RSS MiB | loss, first → last | penalty, first → last | batch accuracy, first → last | test top-1 (images) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     summaries = {}
     for label, (results, rows) in runs.items():
@@ -408,8 +431,10 @@ def write_deep_training_report(runs, path, command=""):
             f"{config['batch_size']} | {results['steps']} | {results['parameters']:,} | "
             f"{summary['median_step_seconds']:.2f} | "
             f"{(summary['allocator_peak_bytes'] or float('nan')) / mib:.1f} | "
-            f"{summary['max_rss_bytes'] / mib:.0f} | {summary['first_loss_mean']:.3f} | "
-            f"{summary['last_loss_mean']:.3f} | "
+            f"{summary['max_rss_bytes'] / mib:.0f} | "
+            f"{summary['first_loss_mean']:.3f} → {summary['last_loss_mean']:.3f} | "
+            f"{_arrow(summary['first_penalty'], summary['last_penalty'], '{:.3f}')} | "
+            f"{_arrow(summary['first_accuracy_mean'], summary['last_accuracy_mean'], '{:.1%}')} | "
             f"{100 * results['test']['accuracy']:.2f}% ({results['test_examples']:,}) |")
     lines += ["", f"![loss and memory per step]({os.path.basename(base)}.png)", ""]
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -421,3 +446,9 @@ def write_deep_training_report(runs, path, command=""):
             for label, (results, rows) in runs.items()}}, f, indent=2)
     plot_step_logs({label: rows for label, (_, rows) in runs.items()}, base + ".png")
     return summaries
+
+
+def _arrow(first, last, form):
+    if first is None or last is None:
+        return "–"
+    return f"{form.format(first)} → {form.format(last)}"
