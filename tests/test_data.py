@@ -1,6 +1,5 @@
 """Datasets: local files first, clear errors, seeded reproducible pipelines."""
 
-import os
 
 import numpy as np
 import pytest

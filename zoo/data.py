@@ -20,7 +20,7 @@ mid-epoch and see exactly the batches it would have seen.
 
 import dataclasses
 import os
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 import tensorflow as tf

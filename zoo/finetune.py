@@ -243,7 +243,7 @@ def prepare_split(split, image_shape):
 # --------------------------------------------------------------------------
 # Data
 # --------------------------------------------------------------------------
-def _load_splits(train, test, data_dir, seed):
+def load_splits(train, test, data_dir, seed):
     """(train split, test split) from Splits or dataset names/paths."""
     try:
         if isinstance(train, zdata.Split):
@@ -255,7 +255,7 @@ def _load_splits(train, test, data_dir, seed):
             # dataset has no test split (e.g. a flat image folder).
             config = training.TrainConfig(model="", output_dir="", dataset=os.fspath(train),
                                           data_dir=data_dir, seed=seed)
-            train_split, test_split = training._load_splits(config)
+            train_split, test_split = training.load_splits(config)
         else:
             train_split = zdata.load(train, "train", data_dir)
         if test is not None:
@@ -328,7 +328,7 @@ class _EpochRows(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self.start = time.perf_counter()
         self.start_step = int(self.model.optimizer.iterations.numpy())
-        self.start_lr = float(training._current_lr(self.model.optimizer))
+        self.start_lr = float(training.current_learning_rate(self.model.optimizer))
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self.start
@@ -375,7 +375,7 @@ def _run_phase(model, phase, epochs, first_epoch, total_epochs, learning_rate, w
         model.fit(zdata.train_dataset(train, batch_size, seed, epoch),
                   epochs=total_epochs, initial_epoch=epoch,
                   validation_data=eval_ds if validate else None,
-                  callbacks=[log, *callbacks, training._OneEpoch()], shuffle=False,
+                  callbacks=[log, *callbacks, training.OneEpoch()], shuffle=False,
                   verbose=verbose)
         loss = rows[-1].get("loss")
         if loss is None or not math.isfinite(loss):
@@ -473,7 +473,7 @@ def finetune(model, train, test=None, *, head_epochs=HEAD_EPOCHS, epochs=EPOCHS,
                                 "output directory or overwrite=True.")
     input_shape = tuple(parent["input"]["shape"])
 
-    train_split, test_split = _load_splits(train, test, data_dir, seed)
+    train_split, test_split = load_splits(train, test, data_dir, seed)
     test_split = _check_classes(train_split, test_split)
     original_shape = train_split.image_shape
     train_split, conversion = prepare_split(train_split, input_shape)
@@ -560,7 +560,7 @@ def _rebuild(architecture, input_shape, classes, reversible=False):
 
 def _write_outputs(model, card, report, rows, output_dir):
     path = os.path.join(output_dir, WEIGHTS_FILE)
-    training._atomic_save_weights(model, path)
+    training.atomic_save_weights(model, path)
     card["weights"].update(sha256=pretrained.sha256(path), bytes=os.path.getsize(path))
     evaluation.save_report(report, output_dir, prefix="eval")
     if rows:
@@ -579,11 +579,11 @@ def _write_outputs(model, card, report, rows, output_dir):
         "code_commit": card["training"]["code_commit"],
         "hardware": card["training"]["hardware"],
     }
-    training._atomic_write(os.path.join(output_dir, "results.json"),
+    training.atomic_write(os.path.join(output_dir, "results.json"),
                            json.dumps(results, indent=2))
     # The card goes last: its presence marks a finished run.
-    training._atomic_write(os.path.join(output_dir, CARD_MD), render_card(card))
-    training._atomic_write(os.path.join(output_dir, CARD_JSON), json.dumps(card, indent=2))
+    training.atomic_write(os.path.join(output_dir, CARD_MD), render_card(card))
+    training.atomic_write(os.path.join(output_dir, CARD_JSON), json.dumps(card, indent=2))
 
 
 # --------------------------------------------------------------------------

@@ -280,7 +280,7 @@ class StepCheckpoint(keras.callbacks.Callback):
             self.manager.save(checkpoint_number=step)
 
 
-class _OneEpoch(keras.callbacks.Callback):
+class OneEpoch(keras.callbacks.Callback):
     """Ends `fit` after the current epoch.
 
     Each epoch gets its own dataset (a function of the epoch, so that a run can
@@ -304,7 +304,7 @@ class EpochLog(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self.start = time.perf_counter()
         self.start_step = int(self.model.optimizer.iterations.numpy())
-        self.start_lr = float(_current_lr(self.model.optimizer))
+        self.start_lr = float(current_learning_rate(self.model.optimizer))
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self.start
@@ -319,12 +319,12 @@ class EpochLog(keras.callbacks.Callback):
         if val is not None and val > float(self.progress.best.numpy()):
             self.progress.best.assign(val)
             if self.chief:
-                _atomic_save_weights(self.model, self.best_path)
+                atomic_save_weights(self.model, self.best_path)
         if self.chief:
             write_metrics(self.rows, self.path_csv, self.path_json)
 
 
-def _current_lr(optimizer):
+def current_learning_rate(optimizer):
     lr = optimizer.learning_rate
     return lr.numpy() if hasattr(lr, "numpy") else lr
 
@@ -333,8 +333,8 @@ def write_metrics(rows, path_csv, path_json):
     keys = []
     for row in rows:
         keys.extend(k for k in row if k not in keys)
-    _atomic_write(path_json, json.dumps(rows, indent=2))
-    with _atomic_open(path_csv) as f:
+    atomic_write(path_json, json.dumps(rows, indent=2))
+    with atomic_open(path_csv) as f:
         writer = csv.DictWriter(f, fieldnames=keys)
         writer.writeheader()
         writer.writerows(rows)
@@ -343,7 +343,7 @@ def write_metrics(rows, path_csv, path_json):
 # --------------------------------------------------------------------------
 # Files
 # --------------------------------------------------------------------------
-class _atomic_open:
+class atomic_open:
     """Write to a temporary file in the same directory, then rename."""
 
     def __init__(self, path):
@@ -367,12 +367,12 @@ class _atomic_open:
             os.unlink(self.tmp)
 
 
-def _atomic_write(path, text):
-    with _atomic_open(path) as f:
+def atomic_write(path, text):
+    with atomic_open(path) as f:
         f.write(text)
 
 
-def _atomic_save_weights(model, path):
+def atomic_save_weights(model, path):
     """The model's weights only: Keras would also store the optimizer's slots
     of a compiled model, doubling the file, so save an uncompiled view of the
     same layers (same structure, loads into the built model)."""
@@ -479,7 +479,7 @@ def train(config, callbacks=()):
         keras.config.set_dtype_policy(previous_policy)
 
 
-def _load_splits(config):
+def load_splits(config):
     """Training and validation splits as the configuration asks."""
     train_split = zdata.load(config.dataset, "train", config.data_dir)
     try:
@@ -507,9 +507,9 @@ def _train(config, callbacks):
     os.makedirs(output_dir, exist_ok=True)
     config_fields = _check_resumable(config, output_dir)
     if chief:
-        _atomic_write(os.path.join(output_dir, "config.json"), json.dumps(config_fields, indent=2))
+        atomic_write(os.path.join(output_dir, "config.json"), json.dumps(config_fields, indent=2))
 
-    train_split, test_split = _load_splits(config)
+    train_split, test_split = load_splits(config)
     steps_per_epoch = zdata.steps_per_epoch(len(train_split), config.batch_size)
     total_steps = config.steps or config.epochs * steps_per_epoch
     total_epochs = math.ceil(total_steps / steps_per_epoch)
@@ -577,7 +577,7 @@ def _train(config, callbacks):
             zdata.train_dataset(train_split, config.batch_size, config.seed, epoch, first_batch),
             epochs=total_epochs, initial_epoch=epoch, steps_per_epoch=steps_now, shuffle=False,
             validation_data=eval_ds if validate else None,
-            callbacks=[saver, epoch_log, tensorboard, *callbacks, _OneEpoch()],
+            callbacks=[saver, epoch_log, tensorboard, *callbacks, OneEpoch()],
             verbose=config.verbose)
         if saver.diverged_at:
             e, b, value = saver.diverged_at
@@ -609,8 +609,8 @@ def _train(config, callbacks):
         "replicas": strategy.num_replicas_in_sync,
     }
     if chief:
-        _atomic_save_weights(model, os.path.join(output_dir, "last.weights.h5"))
+        atomic_save_weights(model, os.path.join(output_dir, "last.weights.h5"))
         if rows:
             plot_curves(rows, os.path.join(output_dir, "curves.png"))
-        _atomic_write(os.path.join(output_dir, "results.json"), json.dumps(results, indent=2))
+        atomic_write(os.path.join(output_dir, "results.json"), json.dumps(results, indent=2))
     return results
