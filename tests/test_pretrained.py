@@ -47,6 +47,14 @@ def test_manifest_entry_is_complete_and_consistent(name):
     assert len(entry["weights"]["sha256"]) == 64
     assert entry["training"]["code_commit"] and entry["training"]["hardware"]
     assert entry["citations"] and entry["license"]
+    record = json.load(open(os.path.join(REPO_ROOT, entry["training"]["record"], "results.json")))
+    assert entry["metrics"]["images"] == record["test_examples"]
+    assert entry["training"]["steps"] == record["steps"]
+    # A resumed run's record holds only the last part's wall time.
+    if record.get("resumed_from"):
+        assert entry["training"]["wall_seconds"] is None
+    else:
+        assert entry["training"]["wall_seconds"] == record["wall_seconds_this_session"]
     model = zoo.build(name)
     assert model.count_params() == entry["parameters"]["total"]
 

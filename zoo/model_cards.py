@@ -140,8 +140,9 @@ def render_card(entry):
         + f": {_schedule(t)}; {t['steps']:,} steps ({t['epochs']} epochs), seed {t['seed']}, "
         f"{t['precision']}, {t['engine']} gradients.",
         f"- **Training hardware and time**: {describe_hardware(hardware)}; "
-        f"{_minutes(t.get('train_seconds'))} of training epochs, "
-        f"{_minutes(t.get('wall_seconds'))} wall time in all.",
+        f"{_minutes(t.get('train_seconds'))} of training epochs"
+        + (f", {_minutes(t['wall_seconds'])} wall time in all." if t.get("wall_seconds")
+           else " (no single wall time: the run was resumed)."),
     ]
     if t.get("command"):
         lines.append(f"- **Command**: `{t['command']}`")

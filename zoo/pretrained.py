@@ -434,7 +434,9 @@ def make_entry(name, weights_file, run_record, evaluation_report, *, samples_dir
             "engine": "reversible" if run_record.get("reversible_engine") else "autodiff",
             "hardware": run_record["hardware"],
             "train_seconds": train_seconds,
-            "wall_seconds": run_record.get("wall_seconds_this_session"),
+            # A resumed run's record holds only its last part's wall time.
+            "wall_seconds": (None if run_record.get("resumed_from")
+                             else run_record.get("wall_seconds_this_session")),
             "code_commit": code_commit or run_record.get("code_commit"),
             "command": command,
             "record": record_dir,
