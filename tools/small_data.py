@@ -3,8 +3,8 @@ trained on stratified shares of CIFAR-10, several seeds, full test set.
 
     python tools/small_data.py --data_dir ../shared/data \
         --models hamiltonian-74,resnet-32 --fractions 0.01,0.02,0.05,0.1,0.2 \
-        --seeds 0,1 --steps 80,120,160,200,280 --output_dir runs/small-data \
-        --report docs/small_data/small_data.md
+        --seeds 0,1 --steps 80,100,120,140,160 --learning_rate 0.02 \
+        --output_dir runs/small-data-lr0.02 --report docs/small_data/small_data.md
 
 A run already finished in its directory is read back, so an interrupted sweep
 continues where it stopped when given the same flags.
@@ -24,10 +24,11 @@ flags.DEFINE_string("data_dir", None, "Directory with local dataset files (else 
 flags.DEFINE_list("fractions", ["0.01", "0.02", "0.05", "0.1", "0.2"],
                   "Shares of the training set.")
 flags.DEFINE_list("seeds", ["0", "1"], "Seeds (subset, initialisation and data order).")
-flags.DEFINE_list("steps", ["80", "120", "160", "200", "280"],
+flags.DEFINE_list("steps", ["80", "100", "120", "140", "160"],
                   "Optimizer steps per run, one per fraction (or one for all).")
 flags.DEFINE_string("recipe", "cpu", "Training recipe.")
 flags.DEFINE_integer("batch_size", None, "Batch size (default: the recipe's).")
+flags.DEFINE_float("learning_rate", None, "Peak learning rate (default: the recipe's).")
 flags.DEFINE_integer("limit_eval", None, "Evaluate on only the first N test images.")
 flags.DEFINE_string("output_dir", "runs/small-data", "Parent directory of the runs.")
 flags.DEFINE_string("report", "docs/small_data/small_data.md",
@@ -47,7 +48,8 @@ def main(argv):
         raise app.UsageError(f"--steps needs one value, or one per fraction ({len(fractions)}).")
     config = training.TrainConfig(
         model=FLAGS.models[0], dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
-        recipe=FLAGS.recipe, batch_size=FLAGS.batch_size, limit_eval=FLAGS.limit_eval,
+        recipe=FLAGS.recipe, batch_size=FLAGS.batch_size,
+        learning_rate=FLAGS.learning_rate, limit_eval=FLAGS.limit_eval,
         output_dir=FLAGS.output_dir, verbose=0)
     rows = experiments.small_data_sweep(
         config, FLAGS.models, fractions, [int(s) for s in FLAGS.seeds],
