@@ -40,6 +40,7 @@ def test_small_data_sweep_trains_each_model_and_share(cifar10_small, tmp_path):
     # Finished runs are read back, not trained again.
     assert experiments.small_data_sweep(
         config, models, [0.1, 0.2], [3], steps.__getitem__) == rows
+    assert experiments.collect_small_data_runs(config.output_dir) == rows
 
 
 def test_small_data_report(tmp_path):
@@ -109,7 +110,7 @@ def test_deep_training_run_logs_every_step(cifar10_small, tmp_path):
     report = tmp_path / "docs" / "deep.md"
     experiments.write_deep_training_report(runs, str(report), "cmd")
     text = report.read_text()
-    assert "| reversible | reversible | float32 | 20 | 12 |" in text
+    assert "| reversible | reversible | float32 | 20 | 12 |" in text and "| 2 | " in text
     assert rows[0]["penalty"] > 0 and 0 <= rows[0]["accuracy"] <= 1
     assert "| autodiff | autodiff | float32 | 20 | 2 |" in text
     assert report.with_suffix(".png").read_bytes().startswith(b"\x89PNG")

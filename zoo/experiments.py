@@ -121,18 +121,36 @@ def small_data_sweep(config, models, fractions, seeds, steps):
                 print(f"{model}, {fraction:.0%} of the training set, seed {seed}: "
                       f"test top-1 {results['test']['accuracy']:.4f} after "
                       f"{results['steps']} steps", flush=True)
-                rows.append({
-                    "model": model, "fraction": fraction, "seed": seed,
-                    "steps": results["steps"], "epochs": results["epochs"],
-                    "parameters": results["parameters"],
-                    "train_examples": results["train_examples"],
-                    "test_examples": results["test_examples"],
-                    "test_accuracy": results["test"]["accuracy"],
-                    "test_top5": results["test"]["top5"],
-                    "test_loss": results["test"]["loss"],
-                    "train_seconds": results["wall_seconds_this_session"],
-                })
+                rows.append(_small_data_row(results))
     return rows
+
+
+def _small_data_row(results):
+    config = results["config"]
+    return {
+        "model": config["model"], "fraction": config["fraction"], "seed": config["seed"],
+        "steps": results["steps"], "epochs": results["epochs"],
+        "parameters": results["parameters"],
+        "train_examples": results["train_examples"],
+        "test_examples": results["test_examples"],
+        "test_accuracy": results["test"]["accuracy"],
+        "test_top5": results["test"]["top5"],
+        "test_loss": results["test"]["loss"],
+        "train_seconds": results["wall_seconds_this_session"],
+    }
+
+
+def collect_small_data_runs(output_dir):
+    """The rows of every finished run under a sweep's output_dir (e.g. of a
+    sweep that was stopped), ordered by fraction, model and seed."""
+    rows = []
+    for name in sorted(os.listdir(output_dir)):
+        path = os.path.join(output_dir, name, "results.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                rows.append(_small_data_row(json.load(f)))
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    return sorted(rows, key=lambda r: (r["fraction"], models.index(r["model"]), r["seed"]))
 
 
 def summarise_small_data(rows):
@@ -373,7 +391,7 @@ def plot_step_logs(logs, path):
         steps = [r["step"] for r in rows]
         losses = np.array([r["loss"] for r in rows], dtype=np.float64)
         line, = loss_ax.plot(steps, losses, alpha=0.25)
-        if len(losses) >= 10:
+        if len(losses) >= 30:
             smooth = np.convolve(losses, np.ones(10) / 10, mode="valid")
             loss_ax.plot(steps[9:], smooth, color=line.get_color(),
                          label=f"{label} (mean of 10 steps)")
@@ -401,8 +419,7 @@ def write_deep_training_report(runs, path, command=""):
     """
     base = os.path.splitext(path)[0]
     mib = 2.0**20
-    first, first_steps = next(iter(runs.values()))
-    window = summarise_steps(first_steps)["loss_window"]
+    first = next(iter(runs.values()))[0]
     lines = [
         f"# Training {first['model']} in bounded memory",
         "",
@@ -413,12 +430,12 @@ def write_deep_training_report(runs, path, command=""):
         f"TensorFlow allocator peak (reset before each step; weights, gradients and optimizer "
         f"state included) and the process's maximum resident set size. The first step (tracing) "
         f"is left out of the step time. Loss and accuracy: those of single training batches, "
-        f"averaged over the first and last {window} steps; the loss includes the regularisers' "
+        f"averaged over the first and last k steps (k in the table); the loss includes the regularisers' "
         f"penalty (weight decay and smoothness), given on its own at the first and last step "
         f"it was computed.",
         "",
-        "| run | engine | precision | batch | steps | parameters | median s/step | allocator peak MiB | process max RSS MiB | loss, first → last | penalty, first → last | batch accuracy, first → last | test top-1 (images) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| run | engine | precision | batch | steps | parameters | median s/step | allocator peak MiB | process max RSS MiB | k | loss, first → last | penalty, first → last | batch accuracy, first → last | test top-1 (images) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     summaries = {}
     for label, (results, rows) in runs.items():
@@ -431,7 +448,7 @@ def write_deep_training_report(runs, path, command=""):
             f"{config['batch_size']} | {results['steps']} | {results['parameters']:,} | "
             f"{summary['median_step_seconds']:.2f} | "
             f"{(summary['allocator_peak_bytes'] or float('nan')) / mib:.1f} | "
-            f"{summary['max_rss_bytes'] / mib:.0f} | "
+            f"{summary['max_rss_bytes'] / mib:.0f} | {summary['loss_window']} | "
             f"{summary['first_loss_mean']:.3f} → {summary['last_loss_mean']:.3f} | "
             f"{_arrow(summary['first_penalty'], summary['last_penalty'], '{:.3f}')} | "
             f"{_arrow(summary['first_accuracy_mean'], summary['last_accuracy_mean'], '{:.1%}')} | "
