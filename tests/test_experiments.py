@@ -2,7 +2,11 @@
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 
+from tests.conftest import REPO_ROOT
 from zoo import experiments, training
 
 
@@ -41,6 +45,16 @@ def test_small_data_sweep_trains_each_model_and_share(cifar10_small, tmp_path):
     assert experiments.small_data_sweep(
         config, models, [0.1, 0.2], [3], steps.__getitem__) == rows
     assert experiments.collect_small_data_runs(config.output_dir) == rows
+
+    # The tool writes the report of a stopped sweep from its finished runs.
+    report = tmp_path / "docs" / "small.md"
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO_ROOT, "tools", "small_data.py"), "--report_only",
+         f"--output_dir={config.output_dir}", f"--report={report}"],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(report.with_suffix(".json").read_text())["rows"] == rows
+    assert "batch 20, peak learning rate 0.1" in report.read_text()
 
 
 def test_small_data_report(tmp_path):

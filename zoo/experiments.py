@@ -153,6 +153,17 @@ def collect_small_data_runs(output_dir):
     return sorted(rows, key=lambda r: (r["fraction"], models.index(r["model"]), r["seed"]))
 
 
+def finished_run_config(output_dir):
+    """The `training.TrainConfig` of the first finished run under a sweep's
+    output_dir (its recipe settings describe the sweep), or None."""
+    for name in sorted(os.listdir(output_dir)):
+        path = os.path.join(output_dir, name, "results.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                return training.TrainConfig(**json.load(f)["config"])
+    return None
+
+
 def summarise_small_data(rows):
     """Mean, sample standard deviation and count of test accuracy per
     (model, fraction), in the order the rows first name them."""
