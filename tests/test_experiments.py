@@ -40,6 +40,16 @@ def test_small_data_sweep_trains_each_model_and_share(cifar10_small, tmp_path):
     for r in rows:
         assert r["train_examples"] == len(zdata.stratified_subset(train, r["fraction"], 3))
         assert r["steps"] == steps[r["fraction"]] and r["test_examples"] == 100
+        # Evaluated again after re-estimating the batch-norm statistics on the run's subset.
+        run_dir = tmp_path / "runs" / f"{r['model']}-f{r['fraction']:g}-s3"
+        recalibrated = json.loads((run_dir / "recalibrated.json").read_text())
+        assert r["batch_norm_recalibrated"]
+        assert r["test_accuracy"] == recalibrated["accuracy"]
+        assert recalibrated["test_examples"] == 100
+        n = r["train_examples"]  # full batches of 20, or the one partial batch
+        assert recalibrated["recalibration_images"] == max(1, n // 20) * min(20, n)
+        as_trained = json.loads((run_dir / "results.json").read_text())["test"]["accuracy"]
+        assert r["test_accuracy_as_trained"] == as_trained
 
     # Finished runs are read back, not trained again.
     assert experiments.small_data_sweep(
@@ -62,8 +72,9 @@ def test_small_data_report(tmp_path):
                                   recipe="cpu")
     rows = [{"model": m, "fraction": f, "seed": s, "steps": 10, "epochs": 2,
              "parameters": 100 if m == "a" else 90, "train_examples": int(5000 * f),
-             "test_examples": 10_000, "test_accuracy": acc, "test_top5": 0.9,
-             "test_loss": 1.0, "train_seconds": 5.0}
+             "test_examples": 10_000, "batch_norm_recalibrated": True, "test_accuracy": acc,
+             "test_top5": 0.9, "test_loss": 1.0, "test_accuracy_as_trained": acc - 0.1,
+             "train_seconds": 5.0}
             for m, f, s, acc in [("a", 0.01, 0, 0.30), ("a", 0.01, 1, 0.34),
                                  ("b", 0.01, 0, 0.20), ("b", 0.01, 1, 0.26),
                                  ("a", 0.1, 0, 0.5), ("b", 0.1, 0, 0.6)]]
@@ -76,6 +87,10 @@ def test_small_data_report(tmp_path):
     text = report.read_text()
     assert "| 1% | 50 | 10 | 32.00 ± 2.83% | 23.00 ± 4.24% | +9.00 |" in text
     assert "| 10% | 500 | 10 | 50.00% | 60.00% | -10.00 |" in text
+    # The accuracies as trained follow in their own table.
+    as_trained = text.split("As trained")[1]
+    assert "| 1% | 50 | 10 | 22.00 ± 2.83% | 13.00 ± 4.24% | +9.00 |" in as_trained
+    assert "| a | 1% | 0 | 30.00% | 90.00% | 1.000 | 20.00% | 2 | 5 |" in text
     assert report.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
     assert json.loads(report.with_suffix(".json").read_text())["rows"] == rows
 

@@ -33,6 +33,8 @@ flags.DEFINE_integer("limit_eval", None, "Evaluate on only the first N test imag
 flags.DEFINE_string("output_dir", "runs/small-data", "Parent directory of the runs.")
 flags.DEFINE_string("report", "docs/small_data/small_data.md",
                     "Markdown report to write (with .json and .png beside it).")
+flags.DEFINE_bool("recalibrate_bn", True, "Also evaluate each run after re-estimating its "
+                  "batch-norm statistics on its training subset (the report's main figures).")
 flags.DEFINE_bool("report_only", False, "Train nothing: write the report from the runs "
                   "already finished in --output_dir (e.g. of a sweep that was stopped).")
 
@@ -54,14 +56,14 @@ def main(argv):
         learning_rate=FLAGS.learning_rate, limit_eval=FLAGS.limit_eval,
         output_dir=FLAGS.output_dir, verbose=0)
     if FLAGS.report_only:
-        rows = experiments.collect_small_data_runs(FLAGS.output_dir)
+        rows = experiments.collect_small_data_runs(FLAGS.output_dir, FLAGS.recalibrate_bn)
         if not rows:
             raise app.UsageError(f"No finished runs in {FLAGS.output_dir}.")
         config = experiments.finished_run_config(FLAGS.output_dir)
     else:
         rows = experiments.small_data_sweep(
             config, FLAGS.models, fractions, [int(s) for s in FLAGS.seeds],
-            steps=dict(zip(fractions, steps)).__getitem__)
+            steps=dict(zip(fractions, steps)).__getitem__, recalibrate=FLAGS.recalibrate_bn)
     command = "python tools/small_data.py " + " ".join(sys.argv[1:])
     for s in experiments.write_small_data_report(rows, config, FLAGS.report, command):
         print(f"{s['model']:>20} {100 * s['fraction']:5g}%  "

@@ -92,7 +92,7 @@ def write_control_point_table(rows, config, path):
 # --------------------------------------------------------------------------
 # Robustness to small training sets (Chang et al. 2018, Fig. 3)
 # --------------------------------------------------------------------------
-def small_data_sweep(config, models, fractions, seeds, steps):
+def small_data_sweep(config, models, fractions, seeds, steps, recalibrate=True):
     """Trains each model on stratified fractions of the training set.
 
     Args:
@@ -104,6 +104,10 @@ def small_data_sweep(config, models, fractions, seeds, steps):
       seeds: seeds; each picks the subset, the initialisation and the data order.
       steps: a function fraction -> optimizer steps, the same for every model,
         so that the models are compared at equal compute.
+      recalibrate: also evaluate each run after re-estimating its batch-norm
+        statistics on its training subset (`recalibrated_test_metrics`); the
+        rows' test_* fields are then those, and test_accuracy_as_trained
+        keeps the accuracy with the moving statistics the run ended with.
     Returns:
       rows of {model, fraction, seed, steps, parameters, test accuracy, ...}.
       A run already finished in its directory is read back, not repeated.
@@ -118,37 +122,88 @@ def small_data_sweep(config, models, fractions, seeds, steps):
                     output_dir=os.path.join(config.output_dir,
                                             f"{model}-f{fraction:g}-s{seed}"))
                 results = train_or_reuse(run)
+                row = _small_data_row(
+                    results, recalibrated_test_metrics(run.output_dir) if recalibrate else None)
                 print(f"{model}, {fraction:.0%} of the training set, seed {seed}: "
-                      f"test top-1 {results['test']['accuracy']:.4f} after "
-                      f"{results['steps']} steps", flush=True)
-                rows.append(_small_data_row(results))
+                      f"test top-1 {row['test_accuracy']:.4f} after {results['steps']} steps",
+                      flush=True)
+                rows.append(row)
     return rows
 
 
-def _small_data_row(results):
+def recalibrated_test_metrics(run_dir):
+    """Test top-1, top-5 and cross-entropy of a finished run's last weights
+    after `training.recalibrate_batch_norm` on the run's own training subset,
+    evaluated in float32 on the run's test split.
+
+    A short run ends with moving batch-norm statistics that still remember
+    their initial values (see `recalibrate_batch_norm`), which can put a
+    model that learned something at chance; re-estimating them measures what
+    the weights learned, for every model alike. Cached in
+    `run_dir/recalibrated.json`.
+    """
+    from zoo import evaluation
+
+    path = os.path.join(run_dir, "recalibrated.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    with open(os.path.join(run_dir, "results.json")) as f:
+        config = training.TrainConfig(**json.load(f)["config"])
+    train_split, test_split = training.load_splits(config)
+    previous_policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        model = registry.build(config.model, classes=train_split.num_classes,
+                               input_shape=train_split.image_shape)
+        model.load_weights(os.path.join(run_dir, "last.weights.h5"))
+        batches = training.recalibrate_batch_norm(model, train_split.images,
+                                                  config.resolved().batch_size)
+        report = evaluation.evaluate(model, test_split)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+    metrics = {"accuracy": report["top1"], "top5": report["top5"], "loss": report["loss"],
+               "test_examples": report["num_examples"], "recalibration_batches": batches,
+               "recalibration_images": batches * min(config.resolved().batch_size,
+                                                     len(train_split)),
+               "precision": "float32"}
+    training.atomic_write(path, json.dumps(metrics, indent=2))
+    return metrics
+
+
+def _small_data_row(results, recalibrated=None):
+    """One report row. With `recalibrated` metrics the test_* fields are
+    those (and the loss is plain cross-entropy); test_accuracy_as_trained is
+    always the accuracy at the end of training."""
     config = results["config"]
+    test = recalibrated or results["test"]
     return {
         "model": config["model"], "fraction": config["fraction"], "seed": config["seed"],
         "steps": results["steps"], "epochs": results["epochs"],
         "parameters": results["parameters"],
         "train_examples": results["train_examples"],
         "test_examples": results["test_examples"],
-        "test_accuracy": results["test"]["accuracy"],
-        "test_top5": results["test"]["top5"],
-        "test_loss": results["test"]["loss"],
+        "batch_norm_recalibrated": recalibrated is not None,
+        "test_accuracy": test["accuracy"],
+        "test_top5": test["top5"],
+        "test_loss": test["loss"],
+        "test_accuracy_as_trained": results["test"]["accuracy"],
         "train_seconds": results["wall_seconds_this_session"],
     }
 
 
-def collect_small_data_runs(output_dir):
+def collect_small_data_runs(output_dir, recalibrate=True):
     """The rows of every finished run under a sweep's output_dir (e.g. of a
     sweep that was stopped), ordered by fraction, model and seed."""
     rows = []
     for name in sorted(os.listdir(output_dir)):
-        path = os.path.join(output_dir, name, "results.json")
+        run_dir = os.path.join(output_dir, name)
+        path = os.path.join(run_dir, "results.json")
         if os.path.exists(path):
             with open(path) as f:
-                rows.append(_small_data_row(json.load(f)))
+                results = json.load(f)
+            rows.append(_small_data_row(
+                results, recalibrated_test_metrics(run_dir) if recalibrate else None))
     models = list(dict.fromkeys(r["model"] for r in rows))
     return sorted(rows, key=lambda r: (r["fraction"], models.index(r["model"]), r["seed"]))
 
@@ -164,15 +219,15 @@ def finished_run_config(output_dir):
     return None
 
 
-def summarise_small_data(rows):
-    """Mean, sample standard deviation and count of test accuracy per
-    (model, fraction), in the order the rows first name them."""
+def summarise_small_data(rows, key="test_accuracy"):
+    """Mean, sample standard deviation and count of test accuracy (the row
+    field `key`) per (model, fraction), in the order the rows first name them."""
     groups = {}
     for r in rows:
         groups.setdefault((r["model"], r["fraction"]), []).append(r)
     summary = []
     for (model, fraction), group in groups.items():
-        accuracy = np.array([r["test_accuracy"] for r in group], dtype=np.float64)
+        accuracy = np.array([r[key] for r in group], dtype=np.float64)
         summary.append({
             "model": model, "fraction": fraction, "runs": len(group),
             "train_examples": group[0]["train_examples"], "steps": group[0]["steps"],
@@ -184,18 +239,26 @@ def summarise_small_data(rows):
     return summary
 
 
-def plot_small_data(summary, path):
+def plot_small_data(summary, path, as_trained=None):
     """Test accuracy against training-set share, one line per model, error
-    bars one standard deviation over seeds."""
+    bars one standard deviation over seeds; `as_trained` (a second summary)
+    adds dashed lines of the same colours."""
     figure = new_figure(6, 4)
     ax = figure.subplots()
     for model in dict.fromkeys(s["model"] for s in summary):
-        points = sorted((s for s in summary if s["model"] == model), key=lambda s: s["fraction"])
-        ax.errorbar([100 * p["fraction"] for p in points],
-                    [100 * p["mean_accuracy"] for p in points],
-                    yerr=[0 if math.isnan(p["std_accuracy"]) else 100 * p["std_accuracy"]
-                          for p in points],
-                    marker="o", capsize=3, label=model)
+        for cells, style, label in ((summary, "-", model),
+                                    (as_trained or [], "--", f"{model}, as trained")):
+            points = sorted((s for s in cells if s["model"] == model),
+                            key=lambda s: s["fraction"])
+            if not points:
+                continue
+            line = ax.errorbar([100 * p["fraction"] for p in points],
+                               [100 * p["mean_accuracy"] for p in points],
+                               yerr=[0 if math.isnan(p["std_accuracy"]) else 100 * p["std_accuracy"]
+                                     for p in points],
+                               marker="o", capsize=3, linestyle=style, label=label,
+                               color=None if style == "-" else color)
+            color = line.lines[0].get_color()
     ax.set_xscale("log")
     ax.set_xlabel("share of the CIFAR-10 training set (%)")
     ax.set_ylabel("test top-1 (%)")
@@ -208,6 +271,7 @@ def plot_small_data(summary, path):
 def write_small_data_report(rows, config, path, command=""):
     """Markdown table (`path`), JSON (same name, .json) and PNG (.png)."""
     summary = summarise_small_data(rows)
+    recalibrated = all(r.get("batch_norm_recalibrated") for r in rows)
     resolved = config.resolved()
     models = list(dict.fromkeys(r["model"] for r in rows))
     base = os.path.splitext(path)[0]
@@ -224,6 +288,48 @@ def write_small_data_report(rows, config, path, command=""):
         f"{rows[0]['test_examples']:,} test images; ± is one sample standard deviation over "
         f"seeds.",
         "",
+    ]
+    if recalibrated:
+        lines += [
+            "Before evaluation each model's batch-norm moving statistics are re-estimated on "
+            "its own training subset (`zoo.training.recalibrate_batch_norm`, in float32): after "
+            "so few steps the moving averages (momentum 0.99) still hold much of their initial "
+            "values, which hurts models with many batch norms (ResNet) far more than the "
+            "Hamiltonian network, so the accuracy as trained measures the averaging, not what "
+            "the weights learned. Both are reported.",
+            "",
+            "With re-estimated batch-norm statistics:",
+            "",
+        ]
+    lines += _share_table(summary, models)
+    if recalibrated:
+        lines += ["", "As trained (the moving statistics the runs ended with):", ""]
+        lines += _share_table(summarise_small_data(rows, "test_accuracy_as_trained"), models)
+    lines += ["", "Parameters: " + ", ".join(
+        f"{m} {next(s['parameters'] for s in summary if s['model'] == m):,}" for m in models) + ".",
+        "", "Per run:", "",
+        "| model | share | seed | test top-1 | test top-5 | test loss | top-1 as trained "
+        "| epochs | train s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {100 * r['fraction']:g}% | {r['seed']} | "
+                     f"{100 * r['test_accuracy']:.2f}% | {100 * r['test_top5']:.2f}% | "
+                     f"{r['test_loss']:.3f} | {100 * r['test_accuracy_as_trained']:.2f}% | "
+                     f"{r['epochs']} | {r['train_seconds']:.0f} |")
+    lines += ["", f"![accuracy against training-set share]({os.path.basename(base)}.png)", ""]
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+    with open(base + ".json", "w") as f:
+        json.dump({"config": dataclasses.asdict(resolved), "rows": rows, "summary": summary,
+                   "command": command}, f, indent=2)
+    plot_small_data(summary, base + ".png",
+                    summarise_small_data(rows, "test_accuracy_as_trained") if recalibrated else None)
+    return summary
+
+
+def _share_table(summary, models):
+    lines = [
         "| share | training images | steps | " + " | ".join(models)
         + (f" | {models[0]} − {models[1]} (points) |" if len(models) == 2 else " |"),
         "| --- | --- | --- | " + " | ".join("---" for _ in models)
@@ -237,24 +343,7 @@ def write_small_data_report(rows, config, path, command=""):
         if len(models) == 2 and all(m in cells for m in models):
             line += f" | {100 * (cells[models[0]]['mean_accuracy'] - cells[models[1]]['mean_accuracy']):+.2f}"
         lines.append(line + " |")
-    lines += ["", "Parameters: " + ", ".join(
-        f"{m} {next(s['parameters'] for s in summary if s['model'] == m):,}" for m in models) + ".",
-        "", "Per run:", "",
-        "| model | share | seed | test top-1 | test top-5 | test loss | epochs | train s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in rows:
-        lines.append(f"| {r['model']} | {100 * r['fraction']:g}% | {r['seed']} | "
-                     f"{100 * r['test_accuracy']:.2f}% | {100 * r['test_top5']:.2f}% | "
-                     f"{r['test_loss']:.3f} | {r['epochs']} | {r['train_seconds']:.0f} |")
-    lines += ["", f"![accuracy against training-set share]({os.path.basename(base)}.png)", ""]
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
-        f.write("\n".join(lines))
-    with open(base + ".json", "w") as f:
-        json.dump({"config": dataclasses.asdict(resolved), "rows": rows, "summary": summary,
-                   "command": command}, f, indent=2)
-    plot_small_data(summary, base + ".png")
-    return summary
+    return lines
 
 
 def _mean_std(cell):

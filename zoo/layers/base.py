@@ -83,12 +83,13 @@ def apply_batch_norm(name, x, weights, training, stats):
 
 
 def update_moving_statistics(variables, stats):
-    """moving = momentum * moving + (1 - momentum) * batch, for every BN in stats.
+    """moving = momentum * moving + (1 - momentum) * batch, for every BN in stats
+    (momentum: `ops.moving_statistics_momentum()`).
 
     `variables` maps weight names to Keras variables; works unchanged for a
     block's own (C,) variables and a unit's stacked (N, C) variables.
     """
-    m = ops.BN_MOMENTUM
+    m = ops.moving_statistics_momentum()
     for name, (mean, variance) in stats.items():
         for suffix, value in (("moving_mean", mean), ("moving_variance", variance)):
             var = variables[f"{name}_{suffix}"]

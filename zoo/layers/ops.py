@@ -5,12 +5,40 @@ code runs a standalone block (its own variables) and one step of a
 `StackedUnit` (a slice of stacked variables inside a `tf.while_loop`).
 """
 
+import contextlib
+
 import tensorflow as tf
 
 # Keras' BatchNormalization defaults, so that a stacked unit behaves like a
 # sequence of ordinary Keras layers.
 BN_MOMENTUM = 0.99
 BN_EPSILON = 1e-3
+
+_momentum_override = []
+
+
+def moving_statistics_momentum():
+    """The momentum of the blocks' moving batch-norm statistics: BN_MOMENTUM,
+    or the value of the innermost `override_moving_statistics_momentum`.
+
+    Read when a layer's call is run (eagerly) or traced (in a tf.function), so
+    an override reaches eager calls and functions traced inside it.
+    """
+    return _momentum_override[-1] if _momentum_override else BN_MOMENTUM
+
+
+@contextlib.contextmanager
+def override_moving_statistics_momentum(momentum):
+    """Within the block, the blocks update their moving statistics with
+    `momentum` (0 replaces them by the batch statistics)."""
+    momentum = float(momentum)
+    if not 0.0 <= momentum <= 1.0:
+        raise ValueError(f"momentum must be in [0, 1], got {momentum}.")
+    _momentum_override.append(momentum)
+    try:
+        yield
+    finally:
+        _momentum_override.pop()
 
 
 def conv(x, kernel, strides=1):
