@@ -76,7 +76,9 @@ def _synthetic_results():
                 rows.append({"model": model, "reversible": reversible, "batch": batch,
                              "policy": "float32", "parameters": 1,
                              "allocator_peak_bytes": int((100 + slope * batch) * 2**20),
-                             "process_peak_rss_bytes": 2**30, "build_seconds": 1.0,
+                             "process_peak_rss_bytes": 2**30 * (1 if "-74-" in model else 3),
+                             "build_seconds": 1.0,
+                             "trace_seconds": 0.5 if "-74-" in model else 1.0,
                              "first_step_seconds": 2.0, "step_seconds": 0.5,
                              "images_per_second": batch / 0.5})
     throughput = [{"model": "hamiltonian-74-cifar10", "policy": p, "reversible": r, "batch": 128,
@@ -97,10 +99,13 @@ def test_benchmark_report_computes_the_goals_from_the_rows():
     goals = {name: (value, met) for name, value, _, met in benchmarks.goals(results)}
     memory = goals["activation memory per sample, reversible, 1202 vs 74 layers"]
     assert memory[0] == pytest.approx(1.1) and memory[1]
-    assert goals["build + first step, reversible, 1202 vs 74 layers"] == (1.0, True)
+    assert goals["build + trace, reversible, 1202 vs 74 layers"] == (pytest.approx(4 / 3), True)
+    assert goals["build + trace + first step, reversible, 1202 vs 74 layers"] == (
+        pytest.approx(4 / 3.5), True)
+    assert goals["process peak memory, reversible, 1202 vs 74 layers"] == (3.0, False)
     assert goals["training throughput reversible / autodiff (float32)"] == (0.8, True)
     assert goals["training throughput reversible / autodiff (mixed_bfloat16)"][1] is False
     assert goals["training img/s, best engine (mixed_bfloat16)"] == (310, True)
     text = benchmarks.markdown(results, "cmd", [])
-    assert "| hamiltonian-1202-cifar10 | reversible | 32 | 135.2 | 1.10 |" in text
+    assert "| hamiltonian-1202-cifar10 | reversible | 32 | 135.2 | 1.10 | 3072 | 1.0 | 1.00 |" in text
     assert "**no**" in text
