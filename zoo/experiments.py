@@ -17,6 +17,16 @@ from zoo import registry, training
 from zoo.plotting import new_figure
 
 
+def _write_report(path, lines, payload):
+    """Writes the Markdown `lines` to `path` and `payload` as JSON beside it
+    (same name, .json), creating the directory."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        f.write("\n".join(lines).rstrip("\n") + "\n")
+    with open(os.path.splitext(path)[0] + ".json", "w") as f:
+        json.dump(payload, f, indent=2)
+
+
 def train_or_reuse(config):
     """`training.train(config)`, or the results of a finished run in
     `config.output_dir` with the same configuration, so that a sweep which was
@@ -81,12 +91,8 @@ def write_control_point_table(rows, config, path):
         m = "all (M = N)" if r["control_points"] is None else str(r["control_points"])
         lines.append(f"| {m} | {r['parameters']:,} | {r['test_accuracy']:.4f} | "
                      f"{r['test_top5']:.4f} | {r['test_loss']:.4f} | {r['train_seconds']:.0f} |")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    with open(os.path.splitext(path)[0] + ".json", "w") as f:
-        json.dump({"model": entry.name, "config": dataclasses.asdict(resolved), "rows": rows},
-                  f, indent=2)
+    _write_report(path, lines,
+                  {"model": entry.name, "config": dataclasses.asdict(resolved), "rows": rows})
 
 
 # --------------------------------------------------------------------------
@@ -246,6 +252,7 @@ def plot_small_data(summary, path, as_trained=None):
     figure = new_figure(6, 4)
     ax = figure.subplots()
     for model in dict.fromkeys(s["model"] for s in summary):
+        color = None  # the solid line's colour, reused by the dashed one
         for cells, style, label in ((summary, "-", model),
                                     (as_trained or [], "--", f"{model}, as trained")):
             points = sorted((s for s in cells if s["model"] == model),
@@ -256,8 +263,7 @@ def plot_small_data(summary, path, as_trained=None):
                                [100 * p["mean_accuracy"] for p in points],
                                yerr=[0 if math.isnan(p["std_accuracy"]) else 100 * p["std_accuracy"]
                                      for p in points],
-                               marker="o", capsize=3, linestyle=style, label=label,
-                               color=None if style == "-" else color)
+                               marker="o", capsize=3, linestyle=style, label=label, color=color)
             color = line.lines[0].get_color()
     ax.set_xscale("log")
     ax.set_xlabel("share of the CIFAR-10 training set (%)")
@@ -317,12 +323,8 @@ def write_small_data_report(rows, config, path, command=""):
                      f"{r['test_loss']:.3f} | {100 * r['test_accuracy_as_trained']:.2f}% | "
                      f"{r['epochs']} | {r['train_seconds']:.0f} |")
     lines += ["", f"![accuracy against training-set share]({os.path.basename(base)}.png)", ""]
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
-        f.write("\n".join(lines))
-    with open(base + ".json", "w") as f:
-        json.dump({"config": dataclasses.asdict(resolved), "rows": rows, "summary": summary,
-                   "command": command}, f, indent=2)
+    _write_report(path, lines, {"config": dataclasses.asdict(resolved), "rows": rows,
+                                "summary": summary, "command": command})
     plot_small_data(summary, base + ".png",
                     summarise_small_data(rows, "test_accuracy_as_trained") if recalibrated else None)
     return summary
@@ -554,13 +556,9 @@ def write_deep_training_report(runs, path, command=""):
             f"{_arrow(summary['first_accuracy_mean'], summary['last_accuracy_mean'], '{:.1%}')} | "
             f"{100 * results['test']['accuracy']:.2f}% ({results['test_examples']:,}) |")
     lines += ["", f"![loss and memory per step]({os.path.basename(base)}.png)", ""]
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
-        f.write("\n".join(lines))
-    with open(base + ".json", "w") as f:
-        json.dump({"command": command, "runs": {
-            label: {"results": results, "summary": summaries[label], "steps": rows}
-            for label, (results, rows) in runs.items()}}, f, indent=2)
+    _write_report(path, lines, {"command": command, "runs": {
+        label: {"results": results, "summary": summaries[label], "steps": rows}
+        for label, (results, rows) in runs.items()}})
     plot_step_logs({label: rows for label, (_, rows) in runs.items()}, base + ".png")
     return summaries
 
