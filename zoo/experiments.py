@@ -302,7 +302,9 @@ def write_small_data_report(rows, config, path, command=""):
             "so few steps the moving averages (momentum 0.99) still hold much of their initial "
             "values, which hurts models with many batch norms (ResNet) far more than the "
             "Hamiltonian network, so the accuracy as trained measures the averaging, not what "
-            "the weights learned. Both are reported.",
+            "the weights learned. Both are reported: the re-estimated figures evaluated in "
+            "float32, the as-trained ones from each run's own final evaluation (in its training "
+            "precision).",
             "",
             "With re-estimated batch-norm statistics:",
             "",
