@@ -87,6 +87,10 @@ def _synthetic_results():
                                   ("mixed_bfloat16", True, 150), ("mixed_bfloat16", False, 310))]
     return {"machine": {"platform": "p", "processor": "x", "cpu_count": 2, "python": "3",
                         "tensorflow": "2"}, "train_step": rows, "throughput": throughput,
+            "flops": {"model": "hamiltonian-74-cifar10", "forward_flops": 300_000_000,
+                      "parameters": 1},
+            "matmul": [{"dtype": "float32", "n": 8, "flops_per_second": 180e9},
+                       {"dtype": "bfloat16", "n": 8, "flops_per_second": 360e9}],
             "inference": None, "started": "a", "finished": "b"}
 
 
@@ -109,3 +113,21 @@ def test_benchmark_report_computes_the_goals_from_the_rows():
     text = benchmarks.markdown(results, "cmd", [])
     assert "| hamiltonian-1202-cifar10 | reversible | 32 | 135.2 | 1.10 | 3072 | 1.0 | 1.00 |" in text
     assert "**no**" in text
+    # The ceiling: matmul rate / (3 forward passes autodiff, 4 reversible).
+    limits = benchmarks.ceilings(results)
+    assert limits["float32"]["images_per_second"] == pytest.approx(200)
+    assert limits["bfloat16"]["reversible_images_per_second"] == pytest.approx(300)
+    assert "| mixed_bfloat16 | 360 | 0.90 | 400 | 310 | 300 | 150 |" in text
+
+
+def test_forward_flops_count_every_convolution_of_a_resnet():
+    from zoo import benchmarks
+
+    # ResNet-32 by hand: the 3→16 stem, 31 3×3 convolutions at 16/32/64
+    # channels (two with stride 2), the 64→10 dense layer; 2 FLOP per
+    # multiply-add. The profiler adds the batch norms' element-wise work.
+    conv = 2 * 9 * (32 * 32 * 3 * 16 + 10 * 32 * 32 * 16 * 16
+                    + 16 * 16 * 16 * 32 + 9 * 16 * 16 * 32 * 32
+                    + 8 * 8 * 32 * 64 + 9 * 8 * 8 * 64 * 64)
+    flops = benchmarks.forward_flops("resnet-32-cifar10")["forward_flops"]
+    assert conv + 2 * 64 * 10 <= flops <= 1.01 * conv

@@ -242,3 +242,26 @@ def test_a_frozen_reversible_unit_still_backpropagates_to_its_input():
     assert frozen.trainable_weights == []
     np.testing.assert_allclose(tf.function(input_gradient)(frozen).numpy(),
                                input_gradient(plain).numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(BLOCKS))
+def test_unrolled_forward_equals_the_loop(name):
+    # engine.unrolled (for graph tools such as the FLOP count) must compute
+    # exactly what the tf.while_loop computes, batch-norm statistics included.
+    from zoo import engine
+
+    block, channels = BLOCKS[name]
+    plain, _, shape = _unit_pair(block, channels, dtype="float64")
+    x = tf.constant(np.random.default_rng(0).standard_normal(shape))
+    state = plain.block.unit_entry(x)
+    trainable, constants = plain._split_weights()
+    weights = {**trainable, **constants}
+    looped, looped_stats = engine.run_forward(plain.block, state, weights, training=True)
+    with engine.unrolled():
+        unrolled, unrolled_stats = engine.run_forward(plain.block, state, weights, training=True)
+    for a, b in zip(looped, unrolled):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert sorted(looped_stats) == sorted(unrolled_stats)
+    for name in looped_stats:
+        for a, b in zip(looped_stats[name], unrolled_stats[name]):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())

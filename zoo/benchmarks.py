@@ -16,7 +16,10 @@ Figures:
   * `throughput`: training images per second (compiled SGD steps on fixed
     random images: the model alone, not the input pipeline);
   * `inference`: images per second at batch 100 and latency at batch 1, of the
-    Keras model and of its exported SavedModel.
+    Keras model and of its exported SavedModel;
+  * `forward_flops` and `matmul_flops_per_second`: the model's operation
+    count and the machine's dense-matmul rate, whose ratio (`ceilings`) bounds
+    the training throughput any engine could reach here.
 """
 
 import json
@@ -120,6 +123,52 @@ def throughput(model, reversible, batch=128, policy="float32", steps=8):
     return train_step(model, reversible, batch, policy, steps=steps)
 
 
+def forward_flops(model):
+    """Floating-point operations of one forward pass of `model` (a zoo name)
+    on one image, inference mode, as TensorFlow's profiler counts them (every
+    convolution and matmul, and the element-wise ops it has statistics for).
+
+    The units' loops are unrolled for the count (`engine.unrolled`), since
+    the profiler counts a loop body once.
+    """
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2)
+
+    from zoo import engine, registry
+
+    _set_policy("float32")
+    network = registry.build(model, reversible=False)
+    spec = tf.TensorSpec((1,) + tuple(network.input_shape[1:]), tf.float32)
+    with engine.unrolled():
+        concrete = tf.function(lambda x: network(x, training=False)).get_concrete_function(spec)
+    graph = convert_variables_to_constants_v2(concrete).graph
+    builder = tf.compat.v1.profiler.ProfileOptionBuilder
+    options = builder(builder.float_operation()).with_empty_output().build()
+    profile = tf.compat.v1.profiler.profile(graph=graph, run_meta=tf.compat.v1.RunMetadata(),
+                                            cmd="op", options=options)
+    return {"model": model, "forward_flops": int(profile.total_float_ops),
+            "parameters": int(network.count_params())}
+
+
+def matmul_flops_per_second(dtype="float32", n=2048, repeats=10):
+    """What this machine's TensorFlow reaches on a large dense matrix product
+    (2 n³ operations per product, median of `repeats`): a practical ceiling
+    for convolution-bound training."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    a = tf.constant(rng.standard_normal((n, n)), getattr(tf, dtype))
+    b = tf.constant(rng.standard_normal((n, n)), getattr(tf, dtype))
+    product = tf.function(lambda: tf.reduce_sum(tf.cast(tf.matmul(a, b)[:1, :1], tf.float32)))
+    product().numpy()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        product().numpy()
+        times.append(time.perf_counter() - start)
+    return {"dtype": dtype, "n": n, "flops_per_second": 2 * n**3 / float(np.median(times))}
+
 def inference(model, batch=100, repeats=5, latency_repeats=30):
     """Inference speed of the pretrained (or untrained) Keras model and of its
     SavedModel export: images/s at `batch`, median latency at batch 1."""
@@ -193,6 +242,12 @@ def run_all(depth_models=DEPTHS, batches=(8, 32), throughput_model="hamiltonian-
                              batch=throughput_batch, policy=policy, steps=throughput_steps)
             log(f"throughput {policy} reversible={reversible}: {r['images_per_second']:.0f} img/s")
             results["throughput"].append(r)
+    results["flops"] = run_isolated("forward_flops", model=throughput_model)
+    results["matmul"] = [run_isolated("matmul_flops_per_second", dtype=dtype)
+                         for dtype in ("float32", "bfloat16")]
+    log(f"forward flops {results['flops']['forward_flops'] / 1e6:.1f} M; matmul "
+        + ", ".join(f"{m['dtype']} {m['flops_per_second'] / 1e9:.0f} GFLOP/s"
+                    for m in results["matmul"]))
     if inference_model:
         results["inference"] = run_isolated("inference", model=inference_model)
         log(f"inference: {results['inference']}")
@@ -295,6 +350,67 @@ def plot(results, output_dir):
     return [path]
 
 
+# Backward ≈ 2× forward for convolutions (gradients with respect to the input
+# and to the kernel each cost one forward convolution): a training step is
+# about 3 forward passes, plus one more for the reversible engine's rebuild.
+TRAINING_FORWARD_PASSES = {False: 3, True: 4}
+
+
+def ceilings(results):
+    """Training img/s that the machine's dense-matmul rate would allow at the
+    model's operation count, per precision: {dtype: {...}} (empty without
+    the figures)."""
+    flops, matmul = results.get("flops"), results.get("matmul")
+    if not flops or not matmul:
+        return {}
+    out = {}
+    for m in matmul:
+        per_image = TRAINING_FORWARD_PASSES[False] * flops["forward_flops"]
+        out[m["dtype"]] = {
+            "flops_per_second": m["flops_per_second"],
+            "training_flops_per_image": per_image,
+            "images_per_second": m["flops_per_second"] / per_image,
+            "reversible_images_per_second": m["flops_per_second"] / (
+                TRAINING_FORWARD_PASSES[True] * flops["forward_flops"]),
+        }
+    return out
+
+
+def _ceiling_lines(results):
+    limits = ceilings(results)
+    if not limits:
+        return []
+    flops = results["flops"]
+    by = {(r["policy"], r["reversible"]): r["images_per_second"] for r in results["throughput"]}
+    lines = [
+        "",
+        "## What the hardware allows",
+        "",
+        f"One forward pass of {flops['model']} costs {flops['forward_flops'] / 1e6:.1f} MFLOP per "
+        "image (TensorFlow's profiler over the graph with the units' loops unrolled, "
+        "`zoo.benchmarks.forward_flops`). A training step costs about 3 forward passes "
+        "(backward ≈ 2× forward for convolutions: an estimate, not a count) and 4 with the "
+        "reversible engine's rebuild. The ceiling divides that by what TensorFlow reaches on a "
+        "2048×2048 matrix product on this machine (`matmul_flops_per_second`), which "
+        "convolutions of 16 to 56 channels do not reach.",
+        "",
+        "| precision | matmul GFLOP/s | training GFLOP per image | ceiling img/s (autodiff) "
+        "| measured img/s (autodiff) | ceiling img/s (reversible) | measured img/s (reversible) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for dtype, policy in (("float32", "float32"), ("bfloat16", "mixed_bfloat16")):
+        if dtype not in limits:
+            continue
+        c = limits[dtype]
+        measured = [by.get((policy, False)), by.get((policy, True))]
+        shown = ["-" if v is None else f"{v:.0f}" for v in measured]
+        lines.append(
+            f"| {policy} | {c['flops_per_second'] / 1e9:.0f} | "
+            f"{c['training_flops_per_image'] / 1e9:.2f} | {c['images_per_second']:.0f} | "
+            f"{shown[0]} | {c['reversible_images_per_second']:.0f} | {shown[1]} |")
+    return lines
+
+
 def _seconds(value):
     return "-" if value is None else f"{value:.2f}"
 
@@ -363,6 +479,7 @@ def markdown(results, command, plots):
                      f"{'reversible' if r['reversible'] else 'autodiff'} | {r['batch']} | "
                      f"{r['images_per_second']:.0f} |")
     inf = results.get("inference")
+    lines += _ceiling_lines(results)
     if inf:
         lines += [
             "",

@@ -30,7 +30,27 @@ Two TensorFlow behaviours matter (seen with TF 2.21):
     Both loops therefore run one iteration at a time.
 """
 
+import contextlib
+
 import tensorflow as tf
+
+_unrolled = []
+
+
+@contextlib.contextmanager
+def unrolled():
+    """Within the block, `run_forward` applies the blocks in a Python loop
+    instead of a `tf.while_loop`, so a traced graph holds every block's ops.
+
+    For graph-level tools that do not look inside loops (the profiler's
+    operation count); training should use the loop, whose graph does not grow
+    with depth.
+    """
+    _unrolled.append(True)
+    try:
+        yield
+    finally:
+        _unrolled.pop()
 
 
 def _slice(weights, j):
@@ -71,6 +91,14 @@ def run_forward(block, state, weights, training):
             for (name, i), ta in arrays.items()
         }
         return j + 1, state, arrays
+
+    if _unrolled:
+        state = tuple(state)
+        for j in range(depth):
+            _, state, arrays = body(j, state, arrays)
+        stats = {name: (arrays[(name, 0)].stack(), arrays[(name, 1)].stack())
+                 for name in stat_names}
+        return state, stats
 
     _, state, arrays = tf.while_loop(
         lambda j, *_: j < depth,
