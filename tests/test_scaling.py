@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 import zoo
+from zoo.analysis import ALLOCATOR_STATS_ENV
 
 
 MEMORY_SCRIPT = """
@@ -32,7 +33,8 @@ def test_activation_memory_does_not_grow_with_depth():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     proc = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT], capture_output=True, text=True,
                           cwd=root, timeout=600,
-                          env=dict(os.environ, PYTHONPATH=root, TF_CPP_MIN_LOG_LEVEL="2"))
+                          env=dict(os.environ, PYTHONPATH=root, TF_CPP_MIN_LOG_LEVEL="2",
+                                   **ALLOCATOR_STATS_ENV))
     assert proc.returncode == 0, proc.stderr[-3000:]
     slopes = json.loads(proc.stdout.strip().splitlines()[-1])
     print("activation bytes per sample:", slopes)
@@ -89,3 +91,43 @@ def test_hamiltonian_1202_builds_and_steps_quickly():
     seconds = time.perf_counter() - start
     print(f"hamiltonian-1202 build + first step (batch 4): {seconds:.1f} s")
     assert np.isfinite(loss)
+
+
+STATS_SCRIPT = """
+import zoo
+from zoo import analysis
+print("available", analysis.allocator_stats_available())
+model = zoo.build("hamiltonian-74")
+try:
+    analysis.train_step_peak_bytes(model, 2)
+except RuntimeError as e:
+    print("error", e)
+else:
+    print("measured")
+"""
+
+
+def _stats_process(env):
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPU_ALLOCATOR_USE_BFC"} | env
+    proc = subprocess.run([sys.executable, "-c", STATS_SCRIPT], capture_output=True, text=True,
+                          cwd=root, timeout=300,
+                          env=dict(env, PYTHONPATH=root, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_memory_is_measured_with_the_allocator_that_keeps_statistics():
+    assert "available True" in _stats_process(ALLOCATOR_STATS_ENV)
+    # With the other allocator a measurement must not read zeros or stale
+    # peaks: it fails and says which environment to start with. (Where the
+    # default allocator keeps statistics too, it measures.)
+    out = _stats_process({"TF_CPU_ALLOCATOR_USE_BFC": "false"})
+    if "available False" in out:
+        assert "error" in out and "TF_CPU_ALLOCATOR_USE_BFC=true" in out, out
+    else:
+        assert "measured" in out, out

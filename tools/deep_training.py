@@ -13,6 +13,11 @@ Runs resume from their checkpoints when started again with the same flags.
 import os
 import sys
 
+# The per-step memory log needs the CPU allocator's statistics, which
+# TensorFlow keeps only with the allocator chosen here, before it starts
+# (zoo.analysis.ALLOCATOR_STATS_ENV).
+os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags, logging  # noqa: E402

@@ -13,10 +13,41 @@ Section 3.3).
 The allocator counts only tensors TensorFlow allocates on the CPU: the
 figures are comparable between models measured the same way, not the
 process's resident memory.
+
+TensorFlow keeps these statistics on the CPU only with its BFC allocator,
+which it must choose before it starts: measure in a process started with
+`ALLOCATOR_STATS_ENV` in its environment (`zoo.benchmarks.run_isolated` and
+the memory tools do). Whether the default allocator keeps them differs
+between machines: it did on the 2-core VMs of earlier sessions and does not
+on an AVX2-only one with the same TF 2.21 wheel.
 """
 
 import numpy as np
 import tensorflow as tf
+
+# The environment under which the CPU allocator keeps peak statistics.
+ALLOCATOR_STATS_ENV = {"TF_CPU_ALLOCATOR_USE_BFC": "true"}
+
+
+def allocator_stats_available(device="CPU:0"):
+    """Whether `device`'s allocator in this process reports peak statistics."""
+    try:
+        tf.config.experimental.reset_memory_stats(device)
+        tf.config.experimental.get_memory_info(device)
+    except (ValueError, tf.errors.NotFoundError):
+        return False
+    return True
+
+
+def require_allocator_stats(device="CPU:0"):
+    """Raises a RuntimeError saying how to get allocator statistics, if the
+    allocator of `device` keeps none in this process."""
+    if not allocator_stats_available(device):
+        settings = " ".join(f"{k}={v}" for k, v in ALLOCATOR_STATS_ENV.items())
+        raise RuntimeError(
+            f"TensorFlow's allocator for {device} keeps no memory statistics in this process. "
+            f"Start the process with {settings} in its environment (it must be set before "
+            "TensorFlow starts), or measure with zoo.benchmarks.run_isolated, which does.")
 
 
 def compiled_train_step(model, batch, seed=0):
@@ -52,6 +83,7 @@ def train_step_peak_bytes(model, batch, steps=1, device="CPU:0", seed=0):
     The step is traced and run once first, so optimizer slots and the traced
     graph are already allocated when the measurement starts.
     """
+    require_allocator_stats(device)
     step = compiled_train_step(model, batch, seed)
     step()
     tf.config.experimental.reset_memory_stats(device)

@@ -62,8 +62,10 @@ def run_isolated(function, **kwargs):
     """Runs zoo.benchmarks.<function>(**kwargs) in a fresh process; returns its dict."""
     code = ("import json, sys; from zoo import benchmarks; "
             f"print('RESULT ' + json.dumps(benchmarks.{function}(**json.loads(sys.argv[1]))))")
+    from zoo.analysis import ALLOCATOR_STATS_ENV
+
     env = dict(os.environ, PYTHONPATH=_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               TF_CPP_MIN_LOG_LEVEL="3")
+               TF_CPP_MIN_LOG_LEVEL="3", **ALLOCATOR_STATS_ENV)
     proc = subprocess.run([sys.executable, "-c", code, json.dumps(kwargs)], capture_output=True,
                           text=True, env=env, cwd=_ROOT)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
@@ -88,6 +90,7 @@ def train_step(model, reversible, batch, policy="float32", steps=2):
     _set_policy(policy)
     keras.utils.set_random_seed(0)
     start = time.perf_counter()
+    analysis.require_allocator_stats("CPU:0")
     network = registry.build(model, reversible=reversible)
     build_seconds = time.perf_counter() - start
     step = analysis.compiled_train_step(network, batch)
