@@ -233,3 +233,27 @@ def test_train_restores_the_callers_dtype_policy(cifar10_small, tmp_path):
         model="hamiltonian-74", dataset=cifar10_small, output_dir=str(tmp_path / "run"),
         steps=1, batch_size=50, mixed_precision=True, limit_eval=50, verbose=0))
     assert keras.config.dtype_policy().name == "float32"
+
+
+def test_cpu_features_and_the_bfloat16_warning(tmp_path, monkeypatch):
+    avx2 = tmp_path / "avx2"
+    avx2.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx2 fma\n"
+                    "processor\t: 1\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx2 fma\n")
+    amx = tmp_path / "amx"
+    amx.write_text("model name\t: Intel(R) Xeon(R) Processor\nflags\t\t: avx2 avx512f amx_bf16\n")
+    arm = tmp_path / "arm"
+    arm.write_text("processor\t: 0\nFeatures\t: fp asimd bf16 i8mm\n")
+    info = training.cpu_info(str(avx2))
+    assert info == {"cpu_model": "AMD EPYC", "cpu_flags": ["avx2", "fma", "fpu", "sse2"]}
+    assert training.native_bfloat16(info) is False
+    assert training.native_bfloat16(training.cpu_info(str(amx))) is True
+    assert training.native_bfloat16(training.cpu_info(str(arm))) is True
+    assert training.native_bfloat16(training.cpu_info(str(tmp_path / "missing"))) is None
+
+    read = training.cpu_info
+    monkeypatch.setattr(training, "cpu_info", lambda path=None: read(str(avx2)))
+    with pytest.warns(RuntimeWarning, match="--nomixed_precision"):
+        assert training.warn_if_bfloat16_is_emulated(True)
+    assert not training.warn_if_bfloat16_is_emulated(False)
+    monkeypatch.setattr(training, "cpu_info", lambda path=None: read(str(amx)))
+    assert not training.warn_if_bfloat16_is_emulated(True)

@@ -51,7 +51,8 @@ def _minutes(seconds):
 
 def describe_hardware(hardware):
     """A run's `zoo.training.hardware()` record in words."""
-    return (f"{hardware.get('cpu_count', '?')}-core {hardware.get('processor', '')} machine, "
+    processor = hardware.get("cpu_model") or hardware.get("processor", "")
+    return (f"{hardware.get('cpu_count', '?')}-core {processor} machine, "
             f"devices {', '.join(hardware.get('devices', []))}, TensorFlow "
             f"{hardware.get('tensorflow', '?')}, Keras {hardware.get('keras', '?')}")
 
