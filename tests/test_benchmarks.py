@@ -131,3 +131,17 @@ def test_forward_flops_count_every_convolution_of_a_resnet():
                     + 8 * 8 * 32 * 64 + 9 * 8 * 8 * 64 * 64)
     flops = benchmarks.forward_flops("resnet-32-cifar10")["forward_flops"]
     assert conv + 2 * 64 * 10 <= flops <= 1.01 * conv
+
+
+def test_thread_pools_are_set_and_cores_busy_is_measured():
+    from zoo import benchmarks
+
+    one, two = benchmarks.threading_sweep(
+        "resnet-32-cifar10", batch=8, steps=2, settings=((1, 1), (2, 1)), log=lambda _: None)
+    assert (one["intra_op_threads"], one["inter_op_threads"]) == (1, 1)
+    # One thread in each pool cannot keep much more than one core busy.
+    assert 0.3 < one["cores_busy"] < 1.3, one
+    assert two["intra_op_threads"] == 2 and two["cores_busy"] > 0.3
+    text = benchmarks.threading_markdown([one, two], benchmarks.machine(), "cmd")
+    assert "| resnet-32-cifar10 | autodiff | float32 | 8 | 1 | 1 |" in text
+    assert text.count("\n| resnet-32") == 2

@@ -21,6 +21,9 @@ flags.DEFINE_string("output_dir", os.path.join(ROOT, "docs", "benchmarks"),
 flags.DEFINE_string("markdown", os.path.join(ROOT, "BENCHMARKS.md"), "The report to write.")
 flags.DEFINE_bool("quick", False, "Depths 74 and 218 only, 3 throughput steps, no inference.")
 flags.DEFINE_integer("throughput_steps", 8, "Timed training steps per throughput figure.")
+flags.DEFINE_bool("threads_only", False,
+                  "Only the thread-pool sweep of the training throughput: writes "
+                  "threading.md and threading.json into --output_dir.")
 
 
 def main(argv):
@@ -28,6 +31,17 @@ def main(argv):
 
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    if FLAGS.threads_only:
+        rows = (benchmarks.threading_sweep(reversible=False, steps=FLAGS.throughput_steps)
+                + benchmarks.threading_sweep(reversible=True, steps=FLAGS.throughput_steps,
+                                             settings=benchmarks.THREAD_SETTINGS[:3]))
+        os.makedirs(FLAGS.output_dir, exist_ok=True)
+        with open(os.path.join(FLAGS.output_dir, "threading.json"), "w") as f:
+            json.dump({"machine": benchmarks.machine(), "rows": rows}, f, indent=2)
+        command = "python tools/benchmark.py " + " ".join(sys.argv[1:])
+        with open(os.path.join(FLAGS.output_dir, "threading.md"), "w") as f:
+            f.write(benchmarks.threading_markdown(rows, benchmarks.machine(), command))
+        return
     kwargs = {"throughput_steps": FLAGS.throughput_steps}
     if FLAGS.quick:
         kwargs = {"depth_models": benchmarks.DEPTHS[:2], "throughput_steps": 3,
@@ -37,9 +51,10 @@ def main(argv):
     with open(os.path.join(FLAGS.output_dir, "benchmarks.json"), "w") as f:
         json.dump(results, f, indent=2)
     plots = benchmarks.plot(results, FLAGS.output_dir)
-    command = "python tools/benchmark.py" + (" --quick" if FLAGS.quick else "")
+    command = "python tools/benchmark.py " + " ".join(sys.argv[1:])
     with open(FLAGS.markdown, "w") as f:
-        f.write(benchmarks.markdown(results, command, plots))
+        f.write(benchmarks.markdown(results, command, plots,
+                                    os.path.join(FLAGS.output_dir, "benchmarks.json")))
     for name, value, target, met in benchmarks.goals(results):
         print(f"{name}: {value:.2f} (target {target}) {'met' if met else 'NOT met'}")
 
