@@ -257,3 +257,21 @@ def test_cpu_features_and_the_bfloat16_warning(tmp_path, monkeypatch):
     assert not training.warn_if_bfloat16_is_emulated(False)
     monkeypatch.setattr(training, "cpu_info", lambda path=None: read(str(amx)))
     assert not training.warn_if_bfloat16_is_emulated(True)
+
+
+def test_a_snapshot_of_a_run_resumes_elsewhere(cifar10_small, tmp_path):
+    config = training.TrainConfig(model="hamiltonian-74", dataset=cifar10_small,
+                                  output_dir=str(tmp_path / "run"), steps=2, batch_size=50,
+                                  checkpoint_every=1, mixed_precision=False, verbose=0)
+    first = training.train(config)
+    saved = training.snapshot_run(config.output_dir, str(tmp_path / "snapshot"))
+    assert sorted(os.listdir(tmp_path / "snapshot")) == [
+        "checkpoints", "config.json", "metrics.csv", "metrics.json"]
+    assert not any(n.endswith(".weights.h5") for n in os.listdir(tmp_path / "snapshot"))
+    moved = tmp_path / "elsewhere"
+    os.rename(tmp_path / "snapshot", moved)
+    again = training.train(training.TrainConfig(**{**config.__dict__, "output_dir": str(moved)}))
+    assert again["resumed_from"] == str(moved / "checkpoints" / os.path.basename(saved))
+    assert again["test"]["accuracy"] == first["test"]["accuracy"]
+    with pytest.raises(FileNotFoundError, match="no resumable checkpoint"):
+        training.snapshot_run(str(tmp_path / "nothing"), str(tmp_path / "x"))
