@@ -35,12 +35,13 @@ def main(argv):
         rows = (benchmarks.threading_sweep(reversible=False, steps=FLAGS.throughput_steps)
                 + benchmarks.threading_sweep(reversible=True, steps=FLAGS.throughput_steps,
                                              settings=benchmarks.THREAD_SETTINGS[:3]))
+        machine = benchmarks.machine()
         os.makedirs(FLAGS.output_dir, exist_ok=True)
         with open(os.path.join(FLAGS.output_dir, "threading.json"), "w") as f:
-            json.dump({"machine": benchmarks.machine(), "rows": rows}, f, indent=2)
+            json.dump({"machine": machine, "rows": rows}, f, indent=2)
         command = "python tools/benchmark.py " + " ".join(sys.argv[1:])
         with open(os.path.join(FLAGS.output_dir, "threading.md"), "w") as f:
-            f.write(benchmarks.threading_markdown(rows, benchmarks.machine(), command))
+            f.write(benchmarks.threading_markdown(rows, machine, command))
         return
     kwargs = {"throughput_steps": FLAGS.throughput_steps}
     if FLAGS.quick:

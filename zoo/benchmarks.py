@@ -49,12 +49,9 @@ def machine():
         info["keras"] = keras.__version__
     except ImportError:
         pass
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        info["cpu_model"] = names[0] if names else None
-    except OSError:
-        pass
+    from zoo.training import cpu_info
+
+    info["cpu_model"] = cpu_info()["cpu_model"]
     return info
 
 
@@ -104,9 +101,9 @@ def train_step(model, reversible, batch, policy="float32", steps=2, intra_op_thr
     if inter_op_threads is not None:
         tf.config.threading.set_inter_op_parallelism_threads(inter_op_threads)
     _set_policy(policy)
+    analysis.require_allocator_stats("CPU:0")
     keras.utils.set_random_seed(0)
     start = time.perf_counter()
-    analysis.require_allocator_stats("CPU:0")
     network = registry.build(model, reversible=reversible)
     build_seconds = time.perf_counter() - start
     step = analysis.compiled_train_step(network, batch)

@@ -24,6 +24,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import subprocess
 import tempfile
 import time
@@ -576,8 +577,6 @@ def snapshot_run(run_dir, destination):
     continues it, on another machine or in a later session, to the same
     weights as an uninterrupted run.
     """
-    import shutil
-
     latest = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
     if latest is None:
         raise FileNotFoundError(f"{run_dir} has no resumable checkpoint.")
@@ -605,11 +604,12 @@ def train(config, callbacks=()):
     TensorFlow op determinism for the rest of the process.
     """
     previous_policy = keras.config.dtype_policy()
-    warn_if_bfloat16_is_emulated(config.resolved().mixed_precision)
+    resolved = config.resolved()
+    warn_if_bfloat16_is_emulated(resolved.mixed_precision)
     try:
         keras.config.set_dtype_policy(
-            "mixed_bfloat16" if config.resolved().mixed_precision else "float32")
-        return _train(config.resolved(), callbacks)
+            "mixed_bfloat16" if resolved.mixed_precision else "float32")
+        return _train(resolved, callbacks)
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
