@@ -79,7 +79,7 @@ import tensorflow as tf
 
 from zoo import data as zdata
 from zoo import evaluation, pretrained, references, registry, training
-from zoo.model_cards import describe_hardware, percent
+from zoo.model_cards import describe_hardware, metrics_table, percent
 from zoo.regularizers import weight_decay_regularizer
 
 CARD_FORMAT_VERSION = 1
@@ -753,11 +753,7 @@ def render_card(card):
         "",
         "## Quantitative analysis",
         "",
-        "| metric | value | split | images |",
-        "| --- | --- | --- | --- |",
-        f"| top-1 accuracy | {percent(m['top1'])} | {m['split']} | {m['images']:,} |",
-        f"| top-{m['top5_k']} accuracy | {percent(m['top5'])} | {m['split']} | {m['images']:,} |",
-        f"| cross-entropy | {m['loss']:.4f} | {m['split']} | {m['images']:,} |",
+        *metrics_table(m, top5_k=m["top5_k"]),
         "",
         f"Measured in {m['precision']} on the weights of the last epoch. Per class: {per_class}.",
         "",

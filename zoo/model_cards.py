@@ -49,6 +49,18 @@ def _minutes(seconds):
     return "unknown" if seconds is None else f"{seconds / 60:.0f} min ({seconds:,.0f} s)"
 
 
+def metrics_table(metrics, top5_k=5):
+    """Markdown rows (header first) of top-1, top-k and cross-entropy on one split."""
+    where = f"{metrics['split']} | {metrics['images']:,}"
+    return [
+        "| metric | value | split | images |",
+        "| --- | --- | --- | --- |",
+        f"| top-1 accuracy | {percent(metrics['top1'])} | {where} |",
+        f"| top-{top5_k} accuracy | {percent(metrics['top5'])} | {where} |",
+        f"| cross-entropy | {metrics['loss']:.4f} | {where} |",
+    ]
+
+
 def describe_hardware(hardware):
     """A run's `zoo.training.hardware()` record in words."""
     processor = hardware.get("cpu_model") or hardware.get("processor", "")
@@ -151,11 +163,7 @@ def render_card(entry):
         "",
         "### Quantitative analysis",
         "",
-        "| metric | value | split | images |",
-        "| --- | --- | --- | --- |",
-        f"| top-1 accuracy | {percent(m['top1'])} | {m['split']} | {m['images']:,} |",
-        f"| top-5 accuracy | {percent(m['top5'])} | {m['split']} | {m['images']:,} |",
-        f"| cross-entropy | {m['loss']:.4f} | {m['split']} | {m['images']:,} |",
+        *metrics_table(m),
         f"| top-1 accuracy (check subset) | {percent(entry['checks']['subset']['top1'])} | "
         f"first {entry['checks']['subset']['first']:,} of {entry['checks']['subset']['split']} | "
         f"{entry['checks']['subset']['first']:,} |",
