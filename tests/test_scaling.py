@@ -5,6 +5,7 @@ import time
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import zoo
@@ -131,3 +132,26 @@ def test_memory_is_measured_with_the_allocator_that_keeps_statistics():
         assert "error" in out and "TF_CPU_ALLOCATOR_USE_BFC=true" in out, out
     else:
         assert "measured" in out, out
+
+
+TOOL_SCRIPT = """
+import runpy, sys
+runpy.run_path(sys.argv[1], run_name="imported")
+from zoo import analysis
+print("available", analysis.allocator_stats_available())
+"""
+
+
+@pytest.mark.parametrize("tool", ["register_checkpoint.py", "deep_training.py"])
+def test_tools_that_measure_memory_choose_the_allocator_before_tensorflow_starts(tool):
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPU_ALLOCATOR_USE_BFC"}
+    proc = subprocess.run([sys.executable, "-c", TOOL_SCRIPT, os.path.join(root, "tools", tool)],
+                          capture_output=True, text=True, cwd=root, timeout=300,
+                          env=dict(env, PYTHONPATH=root, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "available True" in proc.stdout, proc.stdout

@@ -19,6 +19,11 @@ import os
 import shutil
 import sys
 
+# The manifest's training-step memory needs the CPU allocator's statistics,
+# which TensorFlow keeps only with the allocator chosen here, before it starts
+# (zoo.analysis.ALLOCATOR_STATS_ENV).
+os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
