@@ -1,6 +1,7 @@
 """What must not grow with depth: activation memory per sample (reversible) and
 the traced graph (always)."""
 
+import os
 import time
 
 import keras
@@ -9,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 import zoo
+from tests.conftest import REPO_ROOT
 from zoo.analysis import ALLOCATOR_STATS_ENV
 
 
@@ -34,7 +36,7 @@ def test_activation_memory_does_not_grow_with_depth():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     proc = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT], capture_output=True, text=True,
                           cwd=root, timeout=600,
-                          env=dict(os.environ, PYTHONPATH=root, TF_CPP_MIN_LOG_LEVEL="2",
+                          env=dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2",
                                    **ALLOCATOR_STATS_ENV))
     assert proc.returncode == 0, proc.stderr[-3000:]
     slopes = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -108,16 +110,16 @@ else:
 """
 
 
-def _stats_process(env):
-    import os
+def _stats_process(env, script=STATS_SCRIPT, args=()):
+    """Runs `script` in a fresh process whose environment sets the allocator
+    only as `env` says, and returns its stdout."""
     import subprocess
     import sys
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = {k: v for k, v in os.environ.items() if k != "TF_CPU_ALLOCATOR_USE_BFC"} | env
-    proc = subprocess.run([sys.executable, "-c", STATS_SCRIPT], capture_output=True, text=True,
-                          cwd=root, timeout=300,
-                          env=dict(env, PYTHONPATH=root, TF_CPP_MIN_LOG_LEVEL="2"))
+    proc = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True,
+                          cwd=REPO_ROOT, timeout=300,
+                          env=dict(env, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 
@@ -144,14 +146,5 @@ print("available", analysis.allocator_stats_available())
 
 @pytest.mark.parametrize("tool", ["register_checkpoint.py", "deep_training.py"])
 def test_tools_that_measure_memory_choose_the_allocator_before_tensorflow_starts(tool):
-    import os
-    import subprocess
-    import sys
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPU_ALLOCATOR_USE_BFC"}
-    proc = subprocess.run([sys.executable, "-c", TOOL_SCRIPT, os.path.join(root, "tools", tool)],
-                          capture_output=True, text=True, cwd=root, timeout=300,
-                          env=dict(env, PYTHONPATH=root, TF_CPP_MIN_LOG_LEVEL="2"))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "available True" in proc.stdout, proc.stdout
+    out = _stats_process({}, TOOL_SCRIPT, [os.path.join(REPO_ROOT, "tools", tool)])
+    assert "available True" in out, out
