@@ -10,7 +10,7 @@ import pytest
 
 import zoo
 from tests.conftest import REPO_ROOT, shared_data_dir
-from zoo import inference, model_cards, pretrained
+from zoo import inference, model_cards, pretrained, references
 
 MANIFEST = pretrained.read_manifest(os.path.join(REPO_ROOT, "checkpoints", "manifest.json"))
 NAMES = sorted(MANIFEST["checkpoints"])
@@ -47,6 +47,8 @@ def test_manifest_entry_is_complete_and_consistent(name):
     assert len(entry["weights"]["sha256"]) == 64
     assert entry["training"]["code_commit"] and entry["training"]["hardware"]
     assert entry["citations"] and entry["license"]
+    # The figure the card compares against is the architecture's own paper's.
+    assert entry["paper"] == references.paper_result(architecture.name, dataset)
     record = json.load(open(os.path.join(REPO_ROOT, entry["training"]["record"], "results.json")))
     assert entry["metrics"]["images"] == record["test_examples"]
     assert entry["training"]["steps"] == record["steps"]
@@ -202,6 +204,20 @@ def test_model_cards_are_up_to_date():
             "MODEL_CARDS.md is out of date: run python tools/model_cards.py")
     for name in NAMES:
         assert f"## {name}" in model_cards.render(MANIFEST)
+
+
+def test_a_card_describes_the_architecture_within_its_family():
+    # The three PDE-CNNs share a family but not their dynamics or reversibility.
+    parabolic = model_cards.overview(
+        {"architecture": "parabolic", "family": "pde", "dataset": {"name": "cifar10"}})
+    second_order = model_cards.overview(
+        {"architecture": "second-order", "family": "pde", "dataset": {"name": "cifar10"}})
+    assert "parabolic" in parabolic and "not reversible" in parabolic
+    assert "leapfrog" in second_order and "not reversible" not in second_order
+    assert set(model_cards.ARCHITECTURE_DESCRIPTIONS) <= set(zoo.list_models())
+    assert "Chang et al. 2018, Eq. 10" in model_cards.overview(
+        {"architecture": "hamiltonian-74", "family": "hamiltonian",
+         "dataset": {"name": "cifar10"}})
 
 
 def test_make_entry_refuses_a_mismatched_run(tmp_path):

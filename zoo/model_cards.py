@@ -43,6 +43,22 @@ FAMILY_DESCRIPTIONS = {
     "pde": "a PDE-motivated CNN of Ruthotto & Haber (2020)",
 }
 
+# Where one family holds architectures of different dynamics, the card names
+# the architecture's own.
+ARCHITECTURE_DESCRIPTIONS = {
+    "parabolic": (
+        "a parabolic CNN of Ruthotto & Haber (2020): forward Euler on the heat-like equation "
+        "Y' = -K^T σ(N(KY + b)) with TV normalisation N, 3 steps per unit; not reversible"),
+    "hyperbolic-hamiltonian": (
+        "a hyperbolic CNN of Ruthotto & Haber (2020): a Hamiltonian system with one kernel "
+        "per half and their symmetric layer, TV normalisation, 3 Verlet steps per unit; "
+        "reversible"),
+    "second-order": (
+        "a second-order (hyperbolic) CNN of Ruthotto & Haber (2020): the leapfrog scheme "
+        "Y_{j+1} = 2Y_j - Y_{j-1} - h^2 K^T σ(N(KY_j + b)) with TV normalisation, 3 steps per "
+        "unit; reversible"),
+}
+
 
 def percent(value):
     return f"{100 * value:.2f}%"
@@ -200,7 +216,13 @@ ETHICS = ("CIFAR images were collected from the web with little curation; the mo
 
 def overview(entry):
     return (f"{entry['architecture']} trained on {entry['dataset']['name']}: "
-            f"{FAMILY_DESCRIPTIONS.get(entry['family'], entry['family'])}.")
+            f"{description(entry)}.")
+
+
+def description(entry):
+    """What the architecture is, in one phrase for the card's overview."""
+    return ARCHITECTURE_DESCRIPTIONS.get(
+        entry["architecture"], FAMILY_DESCRIPTIONS.get(entry["family"], entry["family"]))
 
 
 def users(entry):

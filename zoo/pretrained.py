@@ -367,7 +367,6 @@ def make_entry(name, weights_file, run_record, evaluation_report, *, samples_dir
                                                "weight_decay", "smoothness_decay",
                                                "mixed_precision", "reversible")
                   if config.get(key) is not None and recipe.get(key) != config[key]}
-    paper_top1 = references.PAPER_TOP1.get((entry_info.name, dataset))
 
     entry = {
         "name": name,
@@ -441,7 +440,7 @@ def make_entry(name, weights_file, run_record, evaluation_report, *, samples_dir
             "command": command,
             "record": record_dir,
         },
-        "paper": {"top1": paper_top1, "source": references.PAPER_SOURCE} if paper_top1 else None,
+        "paper": references.paper_result(entry_info.name, dataset),
         "license": license,
         "citations": references.citations_for(entry_info.family, dataset),
         "notes": notes,

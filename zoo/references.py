@@ -35,16 +35,35 @@ FAMILY_CITATIONS = {
 
 DATASET_CITATIONS = {"cifar10": ["krizhevsky2009"], "cifar100": ["krizhevsky2009"]}
 
-# Test accuracy (%) reported by Chang et al. (2018) on CIFAR-10 after
-# 80k steps of their recipe (the baselines as reported there).
-PAPER_TOP1 = {
-    ("hamiltonian-74", "cifar10"): 92.76,
-    ("midpoint-26", "cifar10"): 91.16,
-    ("leapfrog-26", "cifar10"): 91.92,
-    ("resnet-32", "cifar10"): 92.86,
-    ("revnet-38", "cifar10"): 92.76,
+PAPER_SOURCES = {
+    "chang2018": ("Chang et al. (2018), CIFAR-10 test accuracy, after 80k steps of batch 100 "
+                  "(160 epochs)"),
+    "ruthotto2020": "Ruthotto & Haber (2020), Table 1, CIFAR-10 test accuracy",
 }
-PAPER_SOURCE = "Chang et al. (2018), CIFAR-10 test accuracy, after 80k steps of batch 100 (160 epochs)"
+
+# Test accuracy (%) each architecture's paper reports, and which paper: Chang
+# et al. (2018) after 80k steps of their recipe (the baselines as reported
+# there); Ruthotto & Haber (2020) for the PDE-CNNs.
+PAPER_TOP1 = {
+    ("hamiltonian-74", "cifar10"): (92.76, "chang2018"),
+    ("midpoint-26", "cifar10"): (91.16, "chang2018"),
+    ("leapfrog-26", "cifar10"): (91.92, "chang2018"),
+    ("resnet-32", "cifar10"): (92.86, "chang2018"),
+    ("revnet-38", "cifar10"): (92.76, "chang2018"),
+    ("parabolic", "cifar10"): (90.5, "ruthotto2020"),
+    ("hyperbolic-hamiltonian", "cifar10"): (90.7, "ruthotto2020"),
+    ("second-order", "cifar10"): (90.6, "ruthotto2020"),
+}
+
+
+def paper_result(architecture, dataset):
+    """{"top1": %, "source": text} the architecture's paper reports on
+    `dataset`, or None where it reports nothing."""
+    found = PAPER_TOP1.get((architecture, dataset))
+    if found is None:
+        return None
+    top1, source = found
+    return {"top1": top1, "source": PAPER_SOURCES[source]}
 
 
 def citations_for(family, dataset):
