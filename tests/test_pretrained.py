@@ -10,7 +10,8 @@ import pytest
 
 import zoo
 from tests.conftest import REPO_ROOT, shared_data_dir
-from zoo import inference, model_cards, pretrained, references
+from zoo import analysis, inference, model_cards, pretrained, references
+from zoo.models import pde
 
 MANIFEST = pretrained.read_manifest(os.path.join(REPO_ROOT, "checkpoints", "manifest.json"))
 NAMES = sorted(MANIFEST["checkpoints"])
@@ -214,10 +215,26 @@ def test_a_card_describes_the_architecture_within_its_family():
         {"architecture": "second-order", "family": "pde", "dataset": {"name": "cifar10"}})
     assert "parabolic" in parabolic and "not reversible" in parabolic
     assert "leapfrog" in second_order and "not reversible" not in second_order
-    assert set(model_cards.ARCHITECTURE_DESCRIPTIONS) <= set(zoo.list_models())
+    assert set(model_cards.ARCHITECTURE_DYNAMICS) <= set(zoo.list_models())
+    assert f"{pde.STEPS} steps per unit" in second_order
     assert "Chang et al. 2018, Eq. 10" in model_cards.overview(
         {"architecture": "hamiltonian-74", "family": "hamiltonian",
          "dataset": {"name": "cifar10"}})
+
+
+def test_a_parabolic_card_reports_only_the_autodiff_memory(monkeypatch):
+    # The registry marks the parabolic CNN not invertible, so its memory
+    # record and its card's trade-off have no reversible engine to compare.
+    assert not zoo.registry.get_entry("parabolic").invertible
+    assert zoo.registry.get_entry("second-order").invertible
+    measured = []
+    monkeypatch.setattr(analysis, "train_step_peak_bytes",
+                        lambda model, batch: measured.append(model.name) or 2**20)
+    assert pretrained.training_memory("parabolic", {"classes": 10}, batch=2,
+                                      invertible=False) == {"autodiff": 1.0}
+    text = model_cards.tradeoff({"memory": {"batch": 2, "train_step_peak_mib": {
+        "autodiff": 1.0}}})
+    assert text.startswith("not reversible")
 
 
 def test_make_entry_refuses_a_mismatched_run(tmp_path):

@@ -9,6 +9,7 @@ import sys
 import textwrap
 
 import keras
+import tensorflow as tf
 import numpy as np
 import pytest
 
@@ -77,12 +78,16 @@ def test_cli_short_run_writes_everything_and_loss_falls(cifar10_small, tmp_path)
 
 
 KILLED_RUN = """
-import os, signal, keras
+import os, signal, time, keras
 from zoo import training
+SLEEP = {sleep}
 
 class HardKill(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.optimizer.iterations.numpy()) == 7:
+        step = int(self.model.optimizer.iterations.numpy())
+        if step == 5:  # the first batch of epoch 2, before the checkpoint at step 6
+            time.sleep(SLEEP)
+        if step == 7:
             os.kill(os.getpid(), signal.SIGKILL)
 
 config = training.TrainConfig(
@@ -93,13 +98,16 @@ training.train(config, callbacks=[HardKill()])
 """
 
 
+SLEEP = 3.0
+
+
 def test_resume_after_hard_kill_equals_uninterrupted_run(cifar10_small, tmp_path):
     reference, resumed = tmp_path / "reference", tmp_path / "resumed"
     proc = _run_cli(_common_flags(cifar10_small, reference))
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     # Killed with SIGKILL at step 7 of 8 (mid-epoch 2); the last checkpoint is step 6.
-    proc = _run_script(KILLED_RUN.format(data=cifar10_small, out=str(resumed)))
+    proc = _run_script(KILLED_RUN.format(data=cifar10_small, out=str(resumed), sleep=SLEEP))
     assert proc.returncode == -9, proc.stderr[-3000:]
     assert not (resumed / "last.weights.h5").exists()
 
@@ -112,6 +120,10 @@ def test_resume_after_hard_kill_equals_uninterrupted_run(cifar10_small, tmp_path
     rows_b = json.loads((resumed / "metrics.json").read_text())
     assert [r["epoch"] for r in rows_b] == [1, 2]
     assert abs(rows_a[-1]["val_accuracy"] - rows_b[-1]["val_accuracy"]) < 1e-6
+    # Epoch 2's time includes the part run before the kill, and its speed all 4 steps.
+    assert rows_b[1]["seconds"] > SLEEP
+    assert rows_b[1]["train_images_per_second"] == pytest.approx(
+        4 * 50 / rows_b[1]["seconds"], rel=0.01)
 
 
 def test_resume_refuses_a_different_configuration(cifar10_small, tmp_path):
@@ -275,3 +287,13 @@ def test_a_snapshot_of_a_run_resumes_elsewhere(cifar10_small, tmp_path):
     assert again["test"]["accuracy"] == first["test"]["accuracy"]
     with pytest.raises(FileNotFoundError, match="no resumable checkpoint"):
         training.snapshot_run(str(tmp_path / "nothing"), str(tmp_path / "x"))
+
+
+def test_checkpoints_from_before_the_epoch_time_are_recognised(tmp_path):
+    # train() resumes such a checkpoint without the `seconds` entry it lacks.
+    old = tf.train.Checkpoint(epoch=tf.Variable(1), batch=tf.Variable(2)).save(
+        str(tmp_path / "old" / "ckpt"))
+    new = tf.train.Checkpoint(epoch=tf.Variable(1), seconds=tf.Variable(3.0)).save(
+        str(tmp_path / "new" / "ckpt"))
+    assert not training._has_checkpoint_entry(old, "seconds")
+    assert training._has_checkpoint_entry(new, "seconds")

@@ -44,20 +44,32 @@ FAMILY_DESCRIPTIONS = {
 }
 
 # Where one family holds architectures of different dynamics, the card names
-# the architecture's own.
-ARCHITECTURE_DESCRIPTIONS = {
+# the architecture's own; steps per unit and reversibility are read from the
+# builder and the registry so the prose cannot drift from the code.
+ARCHITECTURE_DYNAMICS = {
     "parabolic": (
         "a parabolic CNN of Ruthotto & Haber (2020): forward Euler on the heat-like equation "
-        "Y' = -K^T σ(N(KY + b)) with TV normalisation N, 3 steps per unit; not reversible"),
+        "Y' = -K^T σ(N(KY + b)) with TV normalisation N"),
     "hyperbolic-hamiltonian": (
         "a hyperbolic CNN of Ruthotto & Haber (2020): a Hamiltonian system with one kernel "
-        "per half and their symmetric layer, TV normalisation, 3 Verlet steps per unit; "
-        "reversible"),
+        "per half and their symmetric layer, TV normalisation, Verlet steps"),
     "second-order": (
         "a second-order (hyperbolic) CNN of Ruthotto & Haber (2020): the leapfrog scheme "
-        "Y_{j+1} = 2Y_j - Y_{j-1} - h^2 K^T σ(N(KY_j + b)) with TV normalisation, 3 steps per "
-        "unit; reversible"),
+        "Y_{j+1} = 2Y_j - Y_{j-1} - h^2 K^T σ(N(KY_j + b)) with TV normalisation"),
 }
+
+
+def architecture_description(architecture):
+    """The card phrase of a PDE-CNN architecture, or None for the others."""
+    from zoo import registry
+    from zoo.models import pde
+
+    dynamics = ARCHITECTURE_DYNAMICS.get(architecture)
+    if dynamics is None:
+        return None
+    invertible = registry.get_entry(architecture).invertible
+    return (f"{dynamics}, {pde.STEPS} steps per unit; "
+            f"{'reversible' if invertible else 'not reversible'}")
 
 
 def percent(value):
@@ -221,8 +233,8 @@ def overview(entry):
 
 def description(entry):
     """What the architecture is, in one phrase for the card's overview."""
-    return ARCHITECTURE_DESCRIPTIONS.get(
-        entry["architecture"], FAMILY_DESCRIPTIONS.get(entry["family"], entry["family"]))
+    return (architecture_description(entry["architecture"])
+            or FAMILY_DESCRIPTIONS.get(entry["family"], entry["family"]))
 
 
 def users(entry):

@@ -257,6 +257,10 @@ class _Progress:
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.batch = tf.Variable(0, dtype=tf.int64, trainable=False, name="batch_in_epoch")
         self.best = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_val_accuracy")
+        # Training time already spent in the current epoch, so that an epoch
+        # resumed in another session reports its whole time, not only the rest.
+        self.seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False,
+                                   name="seconds_in_epoch")
 
 
 class StepCheckpoint(keras.callbacks.Callback):
@@ -269,6 +273,10 @@ class StepCheckpoint(keras.callbacks.Callback):
         self.epoch, self.batch, self.every = epoch, first_batch, every
         self.diverged_at = None
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+        self.seconds_before = float(self.progress.seconds.numpy())
+
     def on_train_batch_end(self, batch, logs=None):
         self.batch += 1
         loss = (logs or {}).get("loss")
@@ -280,6 +288,7 @@ class StepCheckpoint(keras.callbacks.Callback):
         if self.every and step % self.every == 0:
             self.progress.epoch.assign(self.epoch)
             self.progress.batch.assign(self.batch)
+            self.progress.seconds.assign(self.seconds_before + time.perf_counter() - self.start)
             self.manager.save(checkpoint_number=step)
 
 
@@ -306,11 +315,14 @@ class EpochLog(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.start = time.perf_counter()
-        self.start_step = int(self.model.optimizer.iterations.numpy())
+        # A resumed epoch counts the batches and time before its checkpoint.
+        self.seconds_before = float(self.progress.seconds.numpy())
+        self.start_step = (int(self.model.optimizer.iterations.numpy())
+                           - int(self.progress.batch.numpy()))
         self.start_lr = float(current_learning_rate(self.model.optimizer))
 
     def on_epoch_end(self, epoch, logs=None):
-        seconds = time.perf_counter() - self.start
+        seconds = self.seconds_before + time.perf_counter() - self.start
         steps = int(self.model.optimizer.iterations.numpy()) - self.start_step
         row = {"epoch": epoch + 1, "step": int(self.model.optimizer.iterations.numpy()),
                "learning_rate_at_start": self.start_lr,
@@ -569,6 +581,10 @@ def _check_resumable(config, output_dir):
 SNAPSHOT_FILES = ("config.json", "metrics.csv", "metrics.json")
 
 
+def _has_checkpoint_entry(path, name):
+    return any(key.split("/")[0] == name for key, _ in tf.train.list_variables(path))
+
+
 def snapshot_run(run_dir, destination):
     """Copies what resuming `run_dir` needs into `destination`: its
     configuration, per-epoch metrics and latest resumable checkpoint (weights,
@@ -671,9 +687,13 @@ def _train(config, callbacks):
         )
         optimizer.build(model.trainable_variables)
         progress = _Progress()
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
-                                         epoch=progress.epoch, batch=progress.batch,
-                                         best=progress.best)
+        tracked = dict(model=model, optimizer=optimizer, epoch=progress.epoch,
+                       batch=progress.batch, best=progress.best, seconds=progress.seconds)
+        previous = tf.train.latest_checkpoint(os.path.join(output_dir, "checkpoints"))
+        if previous and not _has_checkpoint_entry(previous, "seconds"):
+            # Written before the epoch time was checkpointed: resume without it.
+            del tracked["seconds"]
+        checkpoint = tf.train.Checkpoint(**tracked)
     manager = tf.train.CheckpointManager(checkpoint, os.path.join(output_dir, "checkpoints"),
                                          max_to_keep=2)
     resumed_from = None
@@ -728,6 +748,7 @@ def _train(config, callbacks):
                             if k.startswith("val_")} if validate else None) or None
         progress.epoch.assign(epoch + 1)
         progress.batch.assign(0)
+        progress.seconds.assign(0.0)
         manager.save(checkpoint_number=step)
     wall = time.perf_counter() - start
 

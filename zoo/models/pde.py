@@ -67,7 +67,8 @@ def pde_network(block, name, *, widths=WIDTHS, steps=STEPS, control_points=None,
                              stem_normalization="tv", **kwargs)
 
 
-@register_model("parabolic", family="pde", paper_params=0.50e6)
+# Diffusion loses information: no engine can rebuild a parabolic unit's input.
+@register_model("parabolic", family="pde", paper_params=0.50e6, invertible=False)
 def Parabolic(h=0.1, **kwargs):
     """Parabolic CNN: Y_{j+1} = Y_j − h K^T σ(N(K Y_j + b)) (not reversible)."""
     return pde_network(ParabolicBlock(h=h), "parabolic", **kwargs)
