@@ -232,6 +232,7 @@ def test_a_parabolic_card_reports_only_the_autodiff_memory(monkeypatch):
                         lambda model, batch: measured.append(model.name) or 2**20)
     assert pretrained.training_memory("parabolic", {"classes": 10}, batch=2,
                                       invertible=False) == {"autodiff": 1.0}
+    assert len(measured) == 1  # one model built: no reversible engine measured
     text = model_cards.tradeoff({"memory": {"batch": 2, "train_step_peak_mib": {
         "autodiff": 1.0}}})
     assert text.startswith("not reversible")

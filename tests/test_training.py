@@ -9,9 +9,9 @@ import sys
 import textwrap
 
 import keras
-import tensorflow as tf
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import zoo
 from tests.conftest import REPO_ROOT

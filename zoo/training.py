@@ -262,6 +262,15 @@ class _Progress:
         self.seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False,
                                    name="seconds_in_epoch")
 
+    def start_epoch_clock(self):
+        """Starts timing this session's part of the current epoch."""
+        self._clock_start = time.perf_counter()
+        self._seconds_before = float(self.seconds.numpy())
+
+    def epoch_seconds(self):
+        """Time spent in the current epoch, earlier sessions included."""
+        return self._seconds_before + time.perf_counter() - self._clock_start
+
 
 class StepCheckpoint(keras.callbacks.Callback):
     """Saves model, optimizer and progress every `every` steps, and stops with
@@ -274,8 +283,8 @@ class StepCheckpoint(keras.callbacks.Callback):
         self.diverged_at = None
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
-        self.seconds_before = float(self.progress.seconds.numpy())
+        # The one epoch clock, which EpochLog reads too.
+        self.progress.start_epoch_clock()
 
     def on_train_batch_end(self, batch, logs=None):
         self.batch += 1
@@ -288,7 +297,7 @@ class StepCheckpoint(keras.callbacks.Callback):
         if self.every and step % self.every == 0:
             self.progress.epoch.assign(self.epoch)
             self.progress.batch.assign(self.batch)
-            self.progress.seconds.assign(self.seconds_before + time.perf_counter() - self.start)
+            self.progress.seconds.assign(self.progress.epoch_seconds())
             self.manager.save(checkpoint_number=step)
 
 
@@ -314,15 +323,13 @@ class EpochLog(keras.callbacks.Callback):
         self.images_per_step, self.chief = images_per_step, chief
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
         # A resumed epoch counts the batches and time before its checkpoint.
-        self.seconds_before = float(self.progress.seconds.numpy())
         self.start_step = (int(self.model.optimizer.iterations.numpy())
                            - int(self.progress.batch.numpy()))
         self.start_lr = float(current_learning_rate(self.model.optimizer))
 
     def on_epoch_end(self, epoch, logs=None):
-        seconds = self.seconds_before + time.perf_counter() - self.start
+        seconds = self.progress.epoch_seconds()
         steps = int(self.model.optimizer.iterations.numpy()) - self.start_step
         row = {"epoch": epoch + 1, "step": int(self.model.optimizer.iterations.numpy()),
                "learning_rate_at_start": self.start_lr,
