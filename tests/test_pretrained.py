@@ -238,6 +238,39 @@ def test_a_parabolic_card_reports_only_the_autodiff_memory(monkeypatch):
     assert text.startswith("not reversible")
 
 
+def test_load_rebuilds_the_trained_network_from_all_its_builder_args(tmp_path, monkeypatch):
+    # A checkpoint of a non-default network (fewer control points, narrower
+    # units, another step size): every zoo.load path must rebuild that network.
+    args = {"classes": 10, "input_shape": [32, 32, 3], "control_points": 2,
+            "widths": [8, 16, 16, 16], "h": 0.5}
+    keras.utils.set_random_seed(1)
+    trained = zoo.build("parabolic", **{**args, "input_shape": (32, 32, 3)})
+    weights = tmp_path / "tiny.weights.h5"
+    trained.save_weights(str(weights))
+    manifest = pretrained.read_manifest()
+    entry = manifest["checkpoints"][FIRST]
+    entry.update(architecture="parabolic", builder_args=args)
+    entry["weights"].update(file=weights.name, sha256=pretrained.sha256(str(weights)),
+                            bytes=weights.stat().st_size)
+    pretrained.write_manifest(manifest, str(tmp_path / "manifest.json"))
+    monkeypatch.setenv(pretrained.ENV_MANIFEST, str(tmp_path / "manifest.json"))
+
+    images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3)).astype("uint8")
+    full = zoo.load(FIRST, weights_dir=str(tmp_path))
+    np.testing.assert_allclose(full.predict(images, verbose=0),
+                               trained.predict(images, verbose=0), rtol=1e-5, atol=1e-6)
+    features = zoo.load(FIRST, include_top=False, weights_dir=str(tmp_path))
+    inner = keras.Model(trained.input, trained.get_layer("predictions").input)
+    np.testing.assert_allclose(
+        features.predict(images, verbose=0).mean(axis=(1, 2)),
+        inner.predict(images, verbose=0), rtol=1e-4, atol=1e-5)
+    five = zoo.load(FIRST, classes=5, weights_dir=str(tmp_path))
+    # Only the classifier (16 features → classes) differs.
+    assert five.count_params() - (16 * 5 + 5) == trained.count_params() - (16 * 10 + 10)
+    assert five.get_layer("unit1").count_params() == trained.get_layer("unit1").count_params()
+    assert five.output_shape == (None, 5)
+
+
 def test_make_entry_refuses_a_mismatched_run(tmp_path):
     record = json.load(open(os.path.join(
         REPO_ROOT, zoo.info(FIRST)["training"]["record"], "results.json")))

@@ -297,3 +297,47 @@ def test_checkpoints_from_before_the_epoch_time_are_recognised(tmp_path):
         str(tmp_path / "new" / "ckpt"))
     assert not training._has_checkpoint_entry(old, "seconds")
     assert training._has_checkpoint_entry(new, "seconds")
+
+
+def test_model_args_reach_the_builder_and_the_record(cifar10_small, tmp_path):
+    out = tmp_path / "run"
+    model_args = {"widths": [8, 16, 16, 16], "h": 0.5}
+    seen = {}
+
+    class Inspect(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            seen["params"] = self.model.count_params()
+
+    config = training.TrainConfig(
+        model="parabolic", dataset=cifar10_small, output_dir=str(out), steps=1, batch_size=50,
+        mixed_precision=False, control_points=2, model_args=model_args, verbose=0)
+    training.train(config, callbacks=[Inspect()])
+    expected = zoo.build("parabolic-cifar10", control_points=2, **model_args)
+    assert seen["params"] == expected.count_params()
+    saved = json.loads((out / "results.json").read_text())["config"]
+    assert saved["model_args"] == model_args
+    assert training.architecture_args(saved) == {**model_args, "control_points": 2}
+    assert training.architecture_args(config) == {**model_args, "control_points": 2}
+    # Resuming with other model_args is another run.
+    with pytest.raises(ValueError, match="different configuration.*model_args"):
+        training.train(training.TrainConfig(**{**config.__dict__, "model_args": {"h": 1.0}}))
+
+
+@pytest.mark.parametrize("model_args, message", [
+    ({"classes": 3}, "may not set \\['classes'\\]"),
+    ({"control_points": 2}, "own fields"),
+    ([("h", 1.0)], "must be a dict"),
+    ({"h": object()}, "JSON values"),
+])
+def test_bad_model_args_are_refused(model_args, message):
+    config = training.TrainConfig(model="parabolic-cifar10", output_dir="unused",
+                                  model_args=model_args)
+    with pytest.raises(ValueError, match=message):
+        config.resolved()
+
+
+def test_cli_refuses_model_args_that_are_not_json(tmp_path):
+    proc = _run_cli(["--model", "parabolic-cifar10", "--output_dir", str(tmp_path / "run"),
+                     "--model_args", "{h: 1}"])
+    assert proc.returncode == 2
+    assert "--model_args is not JSON" in proc.stderr

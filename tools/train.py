@@ -7,6 +7,7 @@ Start the same command again to resume an interrupted run. The work is done
 by zoo.training.train; this file only reads flags.
 """
 
+import json
 import os
 import sys
 
@@ -33,6 +34,8 @@ flags.DEFINE_bool("reversible", None, "Backprop by reconstruction (False: plain 
                   "default: the recipe's.")
 flags.DEFINE_integer("control_points", None, "Weights on their own time grid: at most this many "
                      "weight sets per unit, linearly interpolated (Onken et al.).")
+flags.DEFINE_string("model_args", None, "Further builder arguments as a JSON object, e.g. "
+                    "'{\"h\": 1.0}' (recorded, and kept by register_checkpoint).")
 flags.DEFINE_integer("seed", 0, "Seed of initialisation, data order and augmentation.")
 flags.DEFINE_float("fraction", 1.0, "Train on this stratified fraction of the training set.")
 flags.DEFINE_integer("limit_train", None, "Use only the first N training examples.")
@@ -52,7 +55,12 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     from zoo import training
 
-    config = training.TrainConfig(**{
+    try:
+        model_args = None if FLAGS.model_args is None else json.loads(FLAGS.model_args)
+    except json.JSONDecodeError as error:
+        print(f"ERROR: --model_args is not JSON: {error}", file=sys.stderr)
+        return 2
+    config = training.TrainConfig(model_args=model_args, **{
         name: FLAGS[name].value for name in (
             "model", "output_dir", "dataset", "data_dir", "recipe", "batch_size", "epochs",
             "steps", "learning_rate", "weight_decay", "smoothness_decay", "mixed_precision",

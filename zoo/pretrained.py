@@ -232,9 +232,7 @@ def load(name, include_top=True, classes=None, input_shape=None, pooling=None,
     """
     entry = info(name)
     path = weights_path(name, weights_dir=weights_dir, cache_dir=cache_dir)
-    args = dict(entry["builder_args"])
-    if "input_shape" in args:
-        args["input_shape"] = tuple(args["input_shape"])
+    args = _builder_kwargs(entry["builder_args"])
     for reserved in ("weights", "include_top"):
         if reserved in kwargs:
             raise TypeError(f"load() sets {reserved!r} itself; use zoo.build for other weights.")
@@ -252,13 +250,22 @@ def load(name, include_top=True, classes=None, input_shape=None, pooling=None,
     if include_top and pooling is not None:
         raise ValueError("pooling applies only with include_top=False "
                          "(the classifier always averages).")
+    target_args = {**args, "classes": args["classes"] if classes is None else classes,
+                   "input_shape": args["input_shape"] if input_shape is None
+                   else tuple(input_shape)}
     target = registry.build(
-        entry["architecture"], include_top=include_top,
-        classes=args["classes"] if classes is None else classes,
-        input_shape=args["input_shape"] if input_shape is None else tuple(input_shape),
-        pooling=pooling, classifier_activation=classifier_activation, **kwargs)
+        entry["architecture"], include_top=include_top, pooling=pooling,
+        classifier_activation=classifier_activation, **target_args, **kwargs)
     copy_matching_weights(source, target, skip=() if same_head else ("predictions",))
     return target
+
+
+def _builder_kwargs(builder_args):
+    """A manifest's builder_args as keyword arguments (JSON lists back to tuples)."""
+    args = dict(builder_args)
+    if "input_shape" in args:
+        args["input_shape"] = tuple(args["input_shape"])
+    return args
 
 
 def copy_matching_weights(source, target, skip=()):
@@ -317,7 +324,7 @@ def training_memory(architecture, builder_args, batch=MEMORY_BATCH, invertible=T
     result = {}
     for engine, reversible in engines.items():
         keras.utils.set_random_seed(0)
-        model = registry.build(architecture, **builder_args, reversible=reversible)
+        model = registry.build(architecture, **_builder_kwargs(builder_args), reversible=reversible)
         result[engine] = round(analysis.train_step_peak_bytes(model, batch) / 2**20, 1)
         keras.backend.clear_session()
     return result
@@ -353,14 +360,17 @@ def make_entry(name, weights_file, run_record, evaluation_report, *, samples_dir
                          f"{run_record.get('dataset')}, not {name}.")
     if evaluation_report.get("split") != "test":
         raise ValueError("The evaluation report must be of the test split.")
+    config = run_record["config"]
+    # Everything that shapes the network goes into builder_args, so that
+    # zoo.load rebuilds what was trained (another h, fewer control points).
     builder_args = {key: (list(value) if isinstance(value, tuple) else value)
-                    for key, value in registry.DATASETS[dataset].items()}
+                    for key, value in {**registry.DATASETS[dataset],
+                                       **training.architecture_args(config)}.items()}
     label_names = list(zoo_labels.BY_DATASET[dataset])
 
     keras.config.set_dtype_policy("float32")
-    model = registry.build(name, weights=weights_file)
+    model = registry.build(entry_info.name, **_builder_kwargs(builder_args), weights=weights_file)
     trainable = int(sum(keras.ops.size(w) for w in model.trainable_weights))
-    config = run_record["config"]
     recipe = dict(training.RECIPES[config["recipe"]].__dict__)
     recipe["decay_epochs"] = list(recipe["decay_epochs"])
     overridden = {key: config[key] for key in ("batch_size", "epochs", "steps", "learning_rate",

@@ -103,6 +103,10 @@ class TrainConfig:
 
     Fields left as None take the recipe's value. `fraction` trains on a
     stratified fraction of the training split. `checkpoint_every` is in steps.
+    `model_args` are further builder arguments of the architecture (e.g.
+    {"h": 1.0} for another step size); with `control_points` they are recorded
+    with the run and go into a registered checkpoint's builder_args, so that
+    `zoo.load` rebuilds the network that was trained.
     """
 
     model: str
@@ -119,6 +123,7 @@ class TrainConfig:
     mixed_precision: Optional[bool] = None
     reversible: Optional[bool] = None
     control_points: Optional[int] = None
+    model_args: Optional[dict] = None
     seed: int = 0
     fraction: float = 1.0
     limit_train: Optional[int] = None
@@ -149,7 +154,43 @@ class TrainConfig:
             values["dataset"] = dataset
         if values["batch_size"] < 1:
             raise ValueError(f"batch_size must be positive, got {values['batch_size']}.")
+        _check_model_args(self.model_args)
         return TrainConfig(**values)
+
+
+# Builder arguments that train() derives from the data, the recipe and its own
+# fields; model_args may not set them behind its back.
+RESERVED_MODEL_ARGS = frozenset({
+    "classes", "input_shape", "reversible", "weight_decay", "smoothness_decay",
+    "synchronized_bn", "control_points", "weights", "include_top", "pooling",
+    "classifier_activation"})
+
+
+def _check_model_args(model_args):
+    if model_args is None:
+        return
+    if not isinstance(model_args, dict) or not all(isinstance(k, str) for k in model_args):
+        raise ValueError(f"model_args must be a dict of builder arguments, got {model_args!r}.")
+    reserved = sorted(RESERVED_MODEL_ARGS & set(model_args))
+    if reserved:
+        raise ValueError(f"model_args may not set {reserved}: they have their own fields "
+                         "or come from the dataset.")
+    try:
+        json.dumps(model_args)
+    except TypeError as error:
+        raise ValueError(f"model_args must be JSON values (they are recorded with the run): "
+                         f"{error}") from error
+
+
+def architecture_args(config):
+    """The builder arguments, beyond the dataset's classes and input shape, that
+    shape the trained network: `control_points` and `model_args` of a
+    TrainConfig or of the "config" dict a run records."""
+    get = config.get if isinstance(config, dict) else (lambda key: getattr(config, key))
+    args = dict(get("model_args") or {})
+    if get("control_points") is not None:
+        args["control_points"] = get("control_points")
+    return args
 
 
 # --------------------------------------------------------------------------
@@ -674,14 +715,13 @@ def _train(config, callbacks):
 
     # The reversible engine applies where the blocks are invertible (not ResNet).
     reversible = config.reversible and registry.get_entry(config.model).invertible
-    extra = {} if config.control_points is None else {"control_points": config.control_points}
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         model = registry.build(
             config.model, classes=train_split.num_classes, input_shape=train_split.image_shape,
             reversible=reversible, weight_decay=config.weight_decay,
             smoothness_decay=config.smoothness_decay,
-            synchronized_bn=strategy.num_replicas_in_sync > 1, **extra)
+            synchronized_bn=strategy.num_replicas_in_sync > 1, **architecture_args(config))
         recipe = RECIPES[config.recipe]
         optimizer = keras.optimizers.SGD(
             make_schedule(config, steps_per_epoch, total_steps),
