@@ -21,7 +21,8 @@ class ParabolicBlock(ConvStepHyperparameters, Block):
     when h · L · ||K||² ≤ 2, L the Lipschitz constant of σ∘N. TV normalisation
     has no fixed L (its derivative grows like 1/sqrt(ε) near zero), so no h
     is guaranteed: we use h = 0.1, the value of the other blocks, and the
-    learned scale of N keeps L in check in practice.
+    learned scale of N keeps L in check in practice. (The authors' CIFAR-10
+    driver in Meganet.m uses h = 1; see docs/pde_step_size/.)
 
     Not invertible (diffusion loses information): a unit of parabolic blocks
     trains with ordinary backprop and stores its activations.

@@ -7,7 +7,10 @@ normalisation and ReLU; per unit a PDE block of 3 time steps; then a 1×1
 connector convolution with normalisation and ReLU, and 2×2 average pooling
 (global average pooling after the last unit); channels 32-64-112-112: the
 units run at 32, 64 and 112 channels and the connectors map 32→64, 64→112 and
-112→112. The normalisation is TV normalisation throughout.
+112→112. The normalisation is TV normalisation throughout, and h = 0.1 per
+step. The authors' CIFAR-10 driver (Meganet.m, examples/2018-jmiv) differs in
+both: h = 1, and batch norm after the opening and connector convolutions; the
+shipped checkpoints were trained as here (docs/pde_step_size/).
 """
 
 import keras
