@@ -51,7 +51,7 @@ flags.mark_flags_as_required(["name", "run_dir", "tag"])
 def main(argv):
     import keras
 
-    from zoo import data, evaluation, pretrained, registry
+    from zoo import data, evaluation, pretrained, registry, training
 
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
@@ -61,15 +61,17 @@ def main(argv):
     with open(os.path.join(FLAGS.run_dir, "results.json")) as f:
         run_record = json.load(f)
 
+    # The network the run trained: its control points and model_args too.
+    arguments = training.architecture_args(run_record["config"])
     source = FLAGS.weights or os.path.join(FLAGS.run_dir, "last.weights.h5")
     shipped = os.path.join(FLAGS.checkpoints_dir, f"{name}-{FLAGS.tag}.weights.h5")
     keras.config.set_dtype_policy("float32")
     if os.path.abspath(source) != os.path.abspath(shipped):
         # Saved from the model, not copied: a training run's file may also
         # hold optimizer state, which users do not need.
-        registry.build(name, weights=source).save_weights(shipped)
+        registry.build(name, weights=source, **arguments).save_weights(shipped)
         keras.backend.clear_session()
-    model = registry.build(name, weights=shipped)
+    model = registry.build(name, weights=shipped, **arguments)
     split = data.load(dataset, "test", data_dir=FLAGS.data_dir)
     report = evaluation.evaluate(model, split)
     report["model"], report["weights"] = name, os.path.relpath(shipped, ROOT)

@@ -161,7 +161,8 @@ def recalibrated_test_metrics(run_dir):
     keras.config.set_dtype_policy("float32")
     try:
         model = registry.build(config.model, classes=train_split.num_classes,
-                               input_shape=train_split.image_shape)
+                               input_shape=train_split.image_shape,
+                               **training.architecture_args(config))
         model.load_weights(os.path.join(run_dir, "last.weights.h5"))
         batches = training.recalibrate_batch_norm(model, train_split.images,
                                                   config.resolved().batch_size)

@@ -186,10 +186,11 @@ def architecture_args(config):
     """The builder arguments, beyond the dataset's classes and input shape, that
     shape the trained network: `control_points` and `model_args` of a
     TrainConfig or of the "config" dict a run records."""
-    get = config.get if isinstance(config, dict) else (lambda key: getattr(config, key))
-    args = dict(get("model_args") or {})
-    if get("control_points") is not None:
-        args["control_points"] = get("control_points")
+    if not isinstance(config, dict):
+        config = dataclasses.asdict(config)
+    args = dict(config.get("model_args") or {})
+    if config.get("control_points") is not None:
+        args["control_points"] = config["control_points"]
     return args
 
 
