@@ -22,6 +22,7 @@ def test_control_point_sweep_writes_a_table(cifar10_small, tmp_path):
     experiments.write_control_point_table(rows, config, str(table))
     text = table.read_text()
     assert "| all (M = N) | 503,194 |" in text and "| 1 |" in text
+    assert "seed 0, float32, reversible engine)" in text
     assert json.loads(table.with_suffix(".json").read_text())["rows"] == rows
 
 

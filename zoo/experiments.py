@@ -81,8 +81,10 @@ def write_control_point_table(rows, config, path):
         "",
         f"Each row trains {config.model} on {resolved.dataset} "
         f"({rows[0]['train_examples']} training images, recipe `{resolved.recipe}`, {length}, "
-        f"batch {resolved.batch_size}, seed {resolved.seed}) with M weight control points per "
-        f"unit and evaluates on {rows[0]['test_examples']} test images.",
+        f"batch {resolved.batch_size}, seed {resolved.seed}, "
+        f"{'mixed_bfloat16' if resolved.mixed_precision else 'float32'}, "
+        f"{'reversible engine' if resolved.reversible else 'plain autodiff'}) with M weight "
+        f"control points per unit and evaluates on {rows[0]['test_examples']} test images.",
         "",
         "| M (control points per unit) | parameters | test top-1 | test top-5 | test loss | train time (s) |",
         "| --- | --- | --- | --- | --- | --- |",
