@@ -75,7 +75,8 @@ def write_control_point_table(rows, config, path):
     """Writes the sweep as Markdown (`path`) and JSON (`path` with .json)."""
     entry, _ = registry.split_name(config.model)
     resolved = config.resolved()
-    length = f"{resolved.epochs} epochs" if resolved.epochs else f"{resolved.steps} steps"
+    length = (f"{resolved.epochs} epoch{'s' if resolved.epochs != 1 else ''}" if resolved.epochs
+              else f"{resolved.steps} step{'s' if resolved.steps != 1 else ''}")
     lines = [
         f"# Weights on their own time grid: {config.model}",
         "",
