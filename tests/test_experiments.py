@@ -26,6 +26,19 @@ def test_control_point_sweep_writes_a_table(cifar10_small, tmp_path):
     assert json.loads(table.with_suffix(".json").read_text())["rows"] == rows
 
 
+def test_control_point_table_names_the_engine_the_run_used(tmp_path):
+    # The parabolic CNN is not invertible: train() uses autodiff whatever the
+    # recipe asks for, and the table must say so.
+    config = training.TrainConfig(model="parabolic-cifar10", output_dir=str(tmp_path),
+                                  mixed_precision=False)
+    assert config.resolved().reversible
+    row = {"control_points": None, "parameters": 1, "test_accuracy": 0.1, "test_top5": 0.5,
+           "test_loss": 2.3, "train_seconds": 1.0, "train_examples": 10, "test_examples": 10}
+    table = tmp_path / "parabolic.md"
+    experiments.write_control_point_table([row], config, str(table))
+    assert "seed 0, float32, plain autodiff)" in table.read_text()
+
+
 def test_small_data_sweep_trains_each_model_and_share(cifar10_small, tmp_path):
     from zoo import data as zdata
 

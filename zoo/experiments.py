@@ -75,6 +75,7 @@ def write_control_point_table(rows, config, path):
     """Writes the sweep as Markdown (`path`) and JSON (`path` with .json)."""
     entry, _ = registry.split_name(config.model)
     resolved = config.resolved()
+    engine = "reversible engine" if training.uses_reversible_engine(resolved) else "plain autodiff"
     length = (f"{resolved.epochs} epoch{'s' if resolved.epochs != 1 else ''}" if resolved.epochs
               else f"{resolved.steps} step{'s' if resolved.steps != 1 else ''}")
     lines = [
@@ -83,8 +84,7 @@ def write_control_point_table(rows, config, path):
         f"Each row trains {config.model} on {resolved.dataset} "
         f"({rows[0]['train_examples']} training images, recipe `{resolved.recipe}`, {length}, "
         f"batch {resolved.batch_size}, seed {resolved.seed}, "
-        f"{'mixed_bfloat16' if resolved.mixed_precision else 'float32'}, "
-        f"{'reversible engine' if resolved.reversible else 'plain autodiff'}) with M weight "
+        f"{training.dtype_policy(resolved.mixed_precision)}, {engine}) with M weight "
         f"control points per unit and evaluates on {rows[0]['test_examples']} test images.",
         "",
         "| M (control points per unit) | parameters | test top-1 | test top-5 | test loss | train time (s) |",
@@ -552,7 +552,7 @@ def write_deep_training_report(runs, path, command=""):
         config = results["config"]
         lines.append(
             f"| {label} | {'reversible' if results['reversible_engine'] else 'autodiff'} | "
-            f"{'mixed_bfloat16' if config['mixed_precision'] else 'float32'} | "
+            f"{training.dtype_policy(config['mixed_precision'])} | "
             f"{config['batch_size']} | {results['steps']} | {results['parameters']:,} | "
             f"{summary['median_step_seconds']:.2f} | "
             f"{(summary['allocator_peak_bytes'] or float('nan')) / mib:.1f} | "

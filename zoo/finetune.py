@@ -485,7 +485,7 @@ def finetune(model, train, test=None, *, head_epochs=HEAD_EPOCHS, epochs=EPOCHS,
     if output_dir is not None:
         os.makedirs(output_dir, exist_ok=True)
 
-    precision = "mixed_bfloat16" if mixed_precision else "float32"
+    precision = training.dtype_policy(mixed_precision)
     builder = dict(weight_decay=weight_decay, smoothness_decay=smoothness_decay,
                    reversible=reversible)
     previous_policy = keras.config.dtype_policy()

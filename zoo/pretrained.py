@@ -439,7 +439,7 @@ def make_entry(name, weights_file, run_record, evaluation_report, *, samples_dir
             "steps": run_record["steps"],
             "batch_size": config["batch_size"],
             "seed": config["seed"],
-            "precision": "mixed_bfloat16" if config["mixed_precision"] else "float32",
+            "precision": training.dtype_policy(config["mixed_precision"]),
             "engine": "reversible" if run_record.get("reversible_engine") else "autodiff",
             "hardware": run_record["hardware"],
             "train_seconds": train_seconds,

@@ -158,6 +158,18 @@ class TrainConfig:
         return TrainConfig(**values)
 
 
+def dtype_policy(mixed_precision):
+    """The Keras dtype policy of a run with this `mixed_precision` setting."""
+    return "mixed_bfloat16" if mixed_precision else "float32"
+
+
+def uses_reversible_engine(config):
+    """Whether a resolved config trains with the reversible engine: it applies
+    only where the model's blocks are invertible (not ResNet, not the
+    parabolic CNN), whatever `config.reversible` asks for."""
+    return bool(config.reversible) and registry.get_entry(config.model).invertible
+
+
 # Builder arguments that train() derives from the data, the recipe and its own
 # fields; model_args may not set them behind its back.
 RESERVED_MODEL_ARGS = frozenset({
@@ -672,8 +684,7 @@ def train(config, callbacks=()):
     resolved = config.resolved()
     warn_if_bfloat16_is_emulated(resolved.mixed_precision)
     try:
-        keras.config.set_dtype_policy(
-            "mixed_bfloat16" if resolved.mixed_precision else "float32")
+        keras.config.set_dtype_policy(dtype_policy(resolved.mixed_precision))
         return _train(resolved, callbacks)
     finally:
         keras.config.set_dtype_policy(previous_policy)
@@ -714,8 +725,7 @@ def _train(config, callbacks):
     total_steps = config.steps or config.epochs * steps_per_epoch
     total_epochs = math.ceil(total_steps / steps_per_epoch)
 
-    # The reversible engine applies where the blocks are invertible (not ResNet).
-    reversible = config.reversible and registry.get_entry(config.model).invertible
+    reversible = uses_reversible_engine(config)
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         model = registry.build(
