@@ -250,3 +250,53 @@ def test_command_line_tool_end_to_end(tmp_path):
     assert (report["dataset"], report["split"]) == ("synthetic", "test")
     assert len(glob.glob(str(output_dir / "*.png"))) == 2
     assert "top-1" in result.stdout and json_path in result.stdout
+
+
+def test_flip_tta_averages_each_image_with_its_mirror_image():
+    # The lookup reads the first pixel, so the mirror image shows the code of
+    # the last column: each image below has code `left` there and `right` on
+    # the other side.
+    cases = [(0, 0, 2), (1, 1, 2), (2, 3, 2), (3, 2, 3), (5, 0, 3)]  # (label, left, right)
+    images = np.zeros((len(cases), 4, 4, 1), np.uint8)
+    for i, (_, left, right) in enumerate(cases):
+        images[i, :, 0], images[i, :, -1] = left, right
+    labels = np.array([c[0] for c in cases])
+    split = data.Split(images, labels, list(NAMES), "mirror", "test", "in-memory")
+    report = evaluation.evaluate(lookup_model(), split, batch_size=2, flip_tta=True)
+
+    mean = (TABLE[[c[1] for c in cases]] + TABLE[[c[2] for c in cases]]) / 2
+    expected_top1 = float(np.mean(mean.argmax(axis=1) == labels))
+    rank = (mean > mean[np.arange(len(cases)), labels][:, None]).sum(axis=1)
+    assert report["top1"] == float(np.mean(TABLE[[c[1] for c in cases]].argmax(1) == labels))
+    assert report["flip_tta"] == {"top1": expected_top1, "top5": float(np.mean(rank < 5))}
+    assert report["flip_tta"]["top1"] != report["top1"]  # the cases tell the two apart
+    assert "flip_tta" not in evaluation.evaluate(lookup_model(), split)
+
+
+def _evaluate_tool(*args):
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run([sys.executable, "tools/evaluate.py", *args], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_a_pretrained_name_without_weights_evaluates_the_shipped_checkpoint(tmp_path):
+    from tests.conftest import shared_data_dir
+
+    result = _evaluate_tool("--model", "hamiltonian-74-cifar10", "--data_dir", shared_data_dir(),
+                            "--limit", "200", "--output_dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    [json_path] = glob.glob(str(tmp_path / "*.json"))
+    report = json.load(open(json_path))
+    assert report["weights"] == zoo.info("hamiltonian-74-cifar10")["weights"]["file"]
+    assert report["top1"] > 0.6  # trained, not random (about 0.1)
+    assert "UNTRAINED" not in result.stdout
+    assert "flip TTA (not the headline)" in result.stdout and "flip_tta" in report
+
+
+def test_random_weights_must_be_asked_for(tmp_path):
+    result = _evaluate_tool("--model", "resnet-110-cifar100", "--output_dir", str(tmp_path))
+    assert result.returncode != 0
+    assert "no pretrained checkpoint" in result.stderr and "--random_weights" in result.stderr
+    result = _evaluate_tool("--model", "hamiltonian-74-cifar10", "--random_weights",
+                            "--weights", "x.weights.h5")
+    assert result.returncode != 0 and "not both" in result.stderr

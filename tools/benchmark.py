@@ -21,6 +21,8 @@ flags.DEFINE_string("output_dir", os.path.join(ROOT, "docs", "benchmarks"),
 flags.DEFINE_string("markdown", os.path.join(ROOT, "BENCHMARKS.md"), "The report to write.")
 flags.DEFINE_bool("quick", False, "Depths 74 and 218 only, 3 throughput steps, no inference.")
 flags.DEFINE_integer("throughput_steps", 8, "Timed training steps per throughput figure.")
+flags.DEFINE_bool("peer", None, "Compare ResNet-32 with PyTorch eager (zoo.torch_peer; needs "
+                  "pip install \".[peer]\"). Default: when torch is installed, except --quick.")
 flags.DEFINE_bool("threads_only", False,
                   "Only the thread-pool sweep of the training throughput: writes "
                   "threading.md and threading.json into --output_dir.")
@@ -43,10 +45,10 @@ def main(argv):
         with open(os.path.join(FLAGS.output_dir, "threading.md"), "w") as f:
             f.write(benchmarks.threading_markdown(rows, machine, command))
         return
-    kwargs = {"throughput_steps": FLAGS.throughput_steps}
+    kwargs = {"throughput_steps": FLAGS.throughput_steps, "peer": FLAGS.peer}
     if FLAGS.quick:
         kwargs = {"depth_models": benchmarks.DEPTHS[:2], "throughput_steps": 3,
-                  "inference_model": None}
+                  "inference_model": None, "peer": bool(FLAGS.peer)}
     results = benchmarks.run_all(**kwargs)
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     with open(os.path.join(FLAGS.output_dir, "benchmarks.json"), "w") as f:

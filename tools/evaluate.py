@@ -1,11 +1,15 @@
 """Evaluate a zoo model on a dataset split: accuracy, loss, confusion matrix.
 
+    python tools/evaluate.py --model hamiltonian-74-cifar10     # the shipped checkpoint
     python tools/evaluate.py --model hamiltonian-74-cifar10 --weights my.weights.h5
     python tools/evaluate.py --model hamiltonian-74-cifar10 --weights my.weights.h5 \
         --dataset ../shared/data/cifar10.npz --limit 1000 --output_dir eval
 
 Writes <output_dir>/<model>_<dataset>_<split>.json and two PNG figures
-(confusion matrix, per-class accuracy); see zoo.evaluation.
+(confusion matrix, per-class accuracy); see zoo.evaluation. Without --weights,
+a pretrained name evaluates its shipped weights (zoo.load); --random_weights
+evaluates an untrained network instead. Single-crop top-1 is the headline; the
+top-1 with flip test-time augmentation is reported beside it, labelled.
 """
 
 import os
@@ -13,7 +17,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Model name, e.g. hamiltonian-74-cifar10.")
@@ -26,6 +30,10 @@ flags.DEFINE_string("split", "test", "Dataset split to evaluate.")
 flags.DEFINE_integer("batch_size", 100, "Examples per forward pass.", lower_bound=1)
 flags.DEFINE_integer("limit", None, "Evaluate only the first N examples.", lower_bound=1)
 flags.DEFINE_string("output_dir", "eval", "Where to write the report and figures.")
+flags.DEFINE_bool("random_weights", False, "Evaluate an untrained network (random weights) "
+                  "instead of the pretrained one.")
+flags.DEFINE_bool("flip_tta", True, "Also report top-1 with flip test-time augmentation "
+                  "(a second, labelled figure; doubles the time).")
 flags.mark_flag_as_required("model")
 
 
@@ -43,32 +51,41 @@ def main(argv):
     if dataset is None:
         raise app.UsageError(
             f"--model {FLAGS.model} has no dataset suffix; give --dataset.")
-    if FLAGS.weights is None:
-        logging.warning(
-            "No --weights given: %s has RANDOM weights and this evaluation measures an "
-            "UNTRAINED model. Train one with tools/train.py.", FLAGS.model)
-    elif not os.path.isfile(FLAGS.weights):
+    if FLAGS.weights and FLAGS.random_weights:
+        raise app.UsageError("Give --weights or --random_weights, not both.")
+    if FLAGS.weights is not None and not os.path.isfile(FLAGS.weights):
         raise app.UsageError(f"--weights {FLAGS.weights}: no such file.")
+    pretrained = not FLAGS.weights and not FLAGS.random_weights
+    if pretrained and FLAGS.model.strip().lower() not in zoo.list_models(pretrained=True):
+        raise app.UsageError(
+            f"{FLAGS.model} has no pretrained checkpoint (zoo.list_models(pretrained=True)); "
+            "give --weights, or --random_weights to evaluate an untrained network.")
 
     try:
         split = data.load(dataset, FLAGS.split, data_dir=FLAGS.data_dir)
-        model = zoo.build(FLAGS.model, weights=FLAGS.weights)
-        report = evaluation.evaluate(
-            model, split, batch_size=FLAGS.batch_size, limit=FLAGS.limit)
+        if pretrained:
+            model = zoo.load(FLAGS.model)
+            weights = zoo.info(FLAGS.model)["weights"]["file"]
+        else:
+            model = zoo.build(FLAGS.model, weights=FLAGS.weights)
+            weights = os.path.abspath(FLAGS.weights) if FLAGS.weights else None
+        report = evaluation.evaluate(model, split, batch_size=FLAGS.batch_size,
+                                     limit=FLAGS.limit, flip_tta=FLAGS.flip_tta)
     except (data.DataNotFoundError, evaluation.EvaluationError) as error:
         sys.exit(f"evaluate.py: error: {error}")
-    weights = os.path.abspath(FLAGS.weights) if FLAGS.weights else None
     report = {"model": FLAGS.model, "weights": weights,
               **{k: v for k, v in report.items() if k != "model"}}
     paths = evaluation.save_report(
         report, FLAGS.output_dir, prefix=f"{FLAGS.model}_{split.name}_{split.split}")
 
-    untrained = "" if FLAGS.weights else "  (UNTRAINED: random weights)"
+    untrained = "  (UNTRAINED: random weights)" if FLAGS.random_weights else ""
     print(f"{FLAGS.model} on {split.name} {split.split}{untrained}")
     print(f"  examples: {report['num_examples']}")
     print(f"  top-1:    {report['top1']:.4f}")
     print(f"  top-{report['top5_k']}:    {report['top5']:.4f}")
     print(f"  loss:     {report['loss']:.4f}")
+    if "flip_tta" in report:
+        print(f"  top-1 with flip TTA (not the headline): {report['flip_tta']['top1']:.4f}")
     for path in paths.values():
         print(f"  wrote {path}")
 

@@ -22,7 +22,8 @@ flags.DEFINE_string("dataset", None, "cifar10, cifar100, stl10, fashion_mnist, a
                     "model name's dataset suffix.")
 flags.DEFINE_string("data_dir", None, "Directory with local dataset files (else $ZOO_DATA_DIR).")
 flags.DEFINE_string("output_dir", None, "Where checkpoints, logs and weights go.")
-flags.DEFINE_enum("recipe", "paper", ["paper", "paper-stl10", "cpu"], "Training recipe.")
+flags.DEFINE_enum("recipe", "paper", ["paper", "paper-stl10", "cpu", "campaign"],
+                  "Training recipe (zoo.training.RECIPES).")
 flags.DEFINE_integer("batch_size", None, "Global batch size (default: the recipe's).")
 flags.DEFINE_integer("epochs", None, "Epochs to train (default: the recipe's).")
 flags.DEFINE_integer("steps", None, "Steps to train; overrides --epochs.")
@@ -32,6 +33,14 @@ flags.DEFINE_float("smoothness_decay", None, "Weight-smoothness decay, Eq. 22 (d
 flags.DEFINE_bool("mixed_precision", None, "mixed_bfloat16 compute (default: the recipe's).")
 flags.DEFINE_bool("reversible", None, "Backprop by reconstruction (False: plain autodiff); "
                   "default: the recipe's.")
+flags.DEFINE_float("label_smoothing", None, "Label smoothing ε of the cross-entropy "
+                   "(default: the recipe's).")
+flags.DEFINE_float("ema_decay", None, "Keep an exponential moving average of the weights with "
+                   "this decay, saved as ema.weights.h5 (default: the recipe's).")
+flags.DEFINE_string("warm_start", None, "Start from these weights (a .weights.h5 file or a "
+                    "pretrained name) with a new schedule.")
+flags.DEFINE_integer("holdout", None, "Validate on this many stratified training images, held "
+                     "out of training, instead of the test split.")
 flags.DEFINE_integer("control_points", None, "Weights on their own time grid: at most this many "
                      "weight sets per unit, linearly interpolated (Onken et al.).")
 flags.DEFINE_string("model_args", None, "Further builder arguments as a JSON object, e.g. "
@@ -64,7 +73,8 @@ def main(argv):
         name: FLAGS[name].value for name in (
             "model", "output_dir", "dataset", "data_dir", "recipe", "batch_size", "epochs",
             "steps", "learning_rate", "weight_decay", "smoothness_decay", "mixed_precision",
-            "reversible", "control_points", "seed", "fraction", "limit_train", "limit_eval", "validation_freq",
+            "reversible", "label_smoothing", "ema_decay", "warm_start", "holdout",
+            "control_points", "seed", "fraction", "limit_train", "limit_eval", "validation_freq",
             "checkpoint_every", "strategy", "deterministic", "verbose")})
     try:
         results = training.train(config)

@@ -8,9 +8,14 @@
     zoo.info("hamiltonian-74-cifar10")              # the checkpoint's manifest entry
 """
 
-from zoo import layers, models, regularizers
-from zoo.pretrained import info, load
-from zoo.registry import build, list_models
+from zoo import runtime
+
+# Before anything imports TensorFlow: its fast CPU kernels (zoo.runtime).
+runtime.enable_fast_cpu_kernels()
+
+from zoo import layers, models, regularizers  # noqa: E402
+from zoo.pretrained import info, load  # noqa: E402
+from zoo.registry import build, list_models  # noqa: E402
 
 __version__ = "0.1.0"
 

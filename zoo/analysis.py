@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 # The environment under which the CPU allocator keeps peak statistics.
-ALLOCATOR_STATS_ENV = {"TF_CPU_ALLOCATOR_USE_BFC": "true"}
+from zoo.runtime import ALLOCATOR_STATS_ENV  # noqa: F401  (re-exported)
 
 
 def allocator_stats_available(device="CPU:0"):

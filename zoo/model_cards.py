@@ -92,6 +92,15 @@ def metrics_table(metrics, top5_k=5):
     ]
 
 
+def flip_tta_rows(entry):
+    """The second, labelled figure: flip test-time augmentation, where measured."""
+    flip = entry.get("flip_tta")
+    if not flip:
+        return []
+    where = f"{entry['metrics']['split']} | {entry['metrics']['images']:,}"
+    return [f"| top-1 accuracy, flip TTA (not the headline) | {percent(flip['top1'])} | {where} |"]
+
+
 def describe_hardware(hardware):
     """A run's `zoo.training.hardware()` record in words."""
     processor = hardware.get("cpu_model") or hardware.get("processor", "")
@@ -190,11 +199,13 @@ def render_card(entry):
     ]
     if t.get("command"):
         lines.append(f"- **Command**: `{t['command']}`")
+    lines += training_history(entry)
     lines += [
         "",
         "### Quantitative analysis",
         "",
         *metrics_table(m),
+        *flip_tta_rows(entry),
         f"| top-1 accuracy (check subset) | {percent(entry['checks']['subset']['top1'])} | "
         f"first {entry['checks']['subset']['first']:,} of {entry['checks']['subset']['split']} | "
         f"{entry['checks']['subset']['first']:,} |",
@@ -220,6 +231,40 @@ def render_card(entry):
         lines.append(f"- **Trade-offs**: {tradeoff(entry)}")
     lines += [f"- **Ethical considerations**: {ETHICS}", ""]
     return "\n".join(lines)
+
+
+def training_history(entry):
+    """Card lines for a campaign run: what it started from, each segment
+    (machine, precision, steps, time), and the checkpoint it replaced."""
+    history = entry["training"].get("history")
+    lines = []
+    if history:
+        warm = history.get("warm_start")
+        if warm:
+            before = warm.get("training") or {}
+            lines.append(
+                f"- **Started from**: `{warm['file']}` (sha256 `{warm['sha256'][:12]}…`"
+                + (f", {percent(warm['top1'])} top-1 after {before.get('epochs')} epochs of the "
+                   f"`{before.get('recipe')}` recipe in {before.get('precision')}"
+                   if warm.get("top1") is not None else "")
+                + f"), then a new schedule: {history['epochs_total']} epochs in all.")
+        lines.append(f"- **Training history** ({len(history['segments'])} segments, "
+                     f"{history['train_hours']:.2f} h of training):")
+        for s in history["segments"]:
+            lines.append(
+                f"  - {s['started']} to {s['ended']}: steps {s['from_step']:,} to "
+                f"{s['to_step']:,}, {s['precision']}, {s['engine']} gradients, recipe "
+                f"`{s['recipe']}`, {_minutes(s['seconds'])}, on a "
+                f"{describe_hardware(s['hardware'])}.")
+    old = entry.get("supersedes")
+    if old:
+        lines.append(
+            f"- **Replaces**: `{old['file']}` ({percent(old['top1'])} top-1, "
+            f"{old['training'].get('epochs')} epochs of `{old['training'].get('recipe')}`), "
+            "which left the tree"
+            + (f"; it was last shipped in commit `{old['commit']}`." if old.get("commit")
+               else "."))
+    return lines
 
 
 ETHICS = ("CIFAR images were collected from the web with little curation; the model "

@@ -378,6 +378,7 @@ def make_entry(name, weights_file, run_record, evaluation_report, *, samples_dir
                                                "mixed_precision", "reversible")
                   if config.get(key) is not None and recipe.get(key) != config[key]}
 
+    flip = evaluation_report.get("flip_tta")
     entry = {
         "name": name,
         "architecture": entry_info.name,
@@ -419,6 +420,9 @@ def make_entry(name, weights_file, run_record, evaluation_report, *, samples_dir
             "precision": "float32",
             "per_class_accuracy": evaluation_report["per_class_accuracy"],
         },
+        **({"flip_tta": {"top1": flip["top1"], "top5": flip["top5"],
+                         "what": "mean of the outputs on each image and its mirror image"}}
+           if flip else {}),
         "checks": {
             "subset": {"split": "test", "first": SUBSET_SIZE,
                        "top1": subset_top1(model, dataset, data_dir)},

@@ -37,6 +37,7 @@ import tensorflow as tf
 
 from zoo import data as zdata
 from zoo import registry
+from zoo.runtime import ONEDNN_ENV
 from zoo.layers import ops
 from zoo.plotting import new_figure
 
@@ -68,8 +69,16 @@ class Recipe:
     warmup_epochs: float = 0.0
     momentum: float = 0.9
     nesterov: bool = False
-    mixed_precision: bool = False
+    # None: bfloat16 where the machine computes it natively (a GPU, or a CPU
+    # with AVX512-BF16/AMX), float32 elsewhere (auto_mixed_precision).
+    mixed_precision: Optional[bool] = False
     reversible: bool = True
+    # Cross-entropy against (1 - ε)·one-hot + ε/classes (Szegedy et al. 2016).
+    label_smoothing: float = 0.0
+    # Decay of an exponential moving average of the weights kept beside them
+    # (None: none); its weights are saved as ema.weights.h5 and validated
+    # each epoch as val_ema_accuracy.
+    ema_decay: Optional[float] = None
 
 
 RECIPES = {
@@ -90,10 +99,21 @@ RECIPES = {
     # same and memory is no constraint at this size), a short warm-up and a
     # cosine decay (short schedules converge faster with it than with step
     # decay), Nesterov momentum, stronger weight decay. 30 epochs at about
-    # 4.3 minutes each.
+    # 4.3 minutes each. The precision follows the machine (None): bfloat16
+    # where it is native, float32 where it would be emulated (5-8 img/s
+    # against 43-60 on an AVX2-only AMD EPYC), so no recipe picks emulated
+    # bfloat16 silently.
     "cpu": Recipe("cpu", batch_size=128, learning_rate=0.1, schedule="cosine",
                   weight_decay=5e-4, smoothness_decay=2e-4, epochs=30, warmup_epochs=1.0,
-                  nesterov=True, mixed_precision=True, reversible=False),
+                  nesterov=True, mixed_precision=None, reversible=False),
+    # The training campaign's base (zoo.campaign): the cpu recipe with the
+    # precision chosen by the machine (bfloat16 only where it is native or on
+    # a GPU; emulated bfloat16 ran 5-8 img/s against 43-60 in float32 on an
+    # AVX2-only CPU). What the recipe pilots settle (label smoothing, weight
+    # average, batch size, peak rate) the campaign's plan sets per run.
+    "campaign": Recipe("campaign", batch_size=128, learning_rate=0.1, schedule="cosine",
+                       weight_decay=5e-4, smoothness_decay=2e-4, epochs=30, warmup_epochs=1.0,
+                       nesterov=True, mixed_precision=None, reversible=False),
 }
 
 
@@ -122,8 +142,12 @@ class TrainConfig:
     smoothness_decay: Optional[float] = None
     mixed_precision: Optional[bool] = None
     reversible: Optional[bool] = None
+    label_smoothing: Optional[float] = None
+    ema_decay: Optional[float] = None
     control_points: Optional[int] = None
     model_args: Optional[dict] = None
+    warm_start: Optional[str] = None
+    holdout: Optional[int] = None
     seed: int = 0
     fraction: float = 1.0
     limit_train: Optional[int] = None
@@ -141,9 +165,11 @@ class TrainConfig:
         recipe = RECIPES[self.recipe]
         values = dataclasses.asdict(self)
         for field in ("batch_size", "learning_rate", "weight_decay", "smoothness_decay",
-                      "mixed_precision", "reversible"):
+                      "mixed_precision", "reversible", "label_smoothing", "ema_decay"):
             if values[field] is None:
                 values[field] = getattr(recipe, field)
+        if values["mixed_precision"] is None:
+            values["mixed_precision"] = auto_mixed_precision()
         if self.epochs is None and self.steps is None:
             values["epochs"], values["steps"] = recipe.epochs, recipe.steps
         if values["dataset"] is None:
@@ -154,8 +180,24 @@ class TrainConfig:
             values["dataset"] = dataset
         if values["batch_size"] < 1:
             raise ValueError(f"batch_size must be positive, got {values['batch_size']}.")
+        if not 0 <= values["label_smoothing"] < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {values['label_smoothing']}.")
+        if values["ema_decay"] is not None and not 0 < values["ema_decay"] < 1:
+            raise ValueError(f"ema_decay must be in (0, 1), got {values['ema_decay']}.")
+        if values["holdout"] is not None and values["holdout"] < 1:
+            raise ValueError(f"holdout must be a positive number of images, got {values['holdout']}.")
         _check_model_args(self.model_args)
         return TrainConfig(**values)
+
+
+def auto_mixed_precision():
+    """Whether this machine should train in mixed_bfloat16: on a GPU, or on a
+    CPU with native bfloat16. Elsewhere bfloat16 is emulated and several
+    times slower than float32 (Hamiltonian-74: 5-8 img/s against 43 on an
+    AVX2-only AMD EPYC)."""
+    if tf.config.list_physical_devices("GPU"):
+        return True
+    return bool(native_bfloat16())
 
 
 def dtype_policy(mixed_precision):
@@ -264,6 +306,95 @@ def make_schedule(config, steps_per_epoch, total_steps):
 
 
 # --------------------------------------------------------------------------
+# Loss and weight averaging
+# --------------------------------------------------------------------------
+@keras.saving.register_keras_serializable(package="zoo")
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Cross-entropy of probabilities against integer labels smoothed to
+    (1 - ε)·one-hot + ε/K (Szegedy et al., "Rethinking the Inception
+    Architecture", 2016): (1 - ε)·(-log p_y) + ε·mean_k(-log p_k).
+
+    Keras' SparseCategoricalCrossentropy has no smoothing, and the one-hot
+    CategoricalCrossentropy would change the labels every metric reads."""
+
+    def __init__(self, label_smoothing=0.0, name="smoothed_sparse_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        y_pred = keras.ops.cast(y_pred, "float32")
+        log_p = keras.ops.log(keras.ops.clip(y_pred, keras.config.epsilon(), 1.0))
+        labels = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
+        nll = -keras.ops.take_along_axis(log_p, labels[:, None], axis=-1)[:, 0]
+        if not self.label_smoothing:
+            return nll
+        uniform = -keras.ops.mean(log_p, axis=-1)
+        return (1.0 - self.label_smoothing) * nll + self.label_smoothing * uniform
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+class WeightAverage:
+    """An exponential moving average of every floating-point weight of a
+    model, batch-norm statistics included (as timm's ModelEmaV2 does):
+    avg ← d·avg + (1 - d)·w after each step, with d ramped as
+    min(decay, (1 + t)/(10 + t)) so that the first steps do not drag the
+    average towards the initialisation. Its variables are checkpointed with
+    the run, so a resumed run continues the same average."""
+
+    def __init__(self, model, decay):
+        self.decay = float(decay)
+        self._weights = [w for w in model.weights if "float" in str(w.dtype)]
+        self.averages = [tf.Variable(w.value, trainable=False, name="average")
+                         for w in self._weights]
+        self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="updates")
+
+    def trackable(self):
+        """What a tf.train.Checkpoint saves of it (the averages, not the model again)."""
+        return tf.train.Checkpoint(averages=self.averages, updates=self.updates)
+
+    @tf.function
+    def update(self):
+        t = tf.cast(self.updates, tf.float32)
+        decay = tf.minimum(self.decay, (1.0 + t) / (10.0 + t))
+        for average, weight in zip(self.averages, self._weights):
+            average.assign(decay * average + (1.0 - decay) * tf.cast(weight.value, average.dtype))
+        self.updates.assign_add(1)
+
+    def swap(self):
+        """Exchanges the model's weights and the averages (call again to undo)."""
+        for average, weight in zip(self.averages, self._weights):
+            current = tf.identity(weight.value)
+            weight.assign(average)
+            average.assign(current)
+
+
+class AverageWeights(keras.callbacks.Callback):
+    """Updates a WeightAverage after every step, and validates the averaged
+    weights at the end of each validated epoch as val_ema_accuracy."""
+
+    def __init__(self, average, eval_ds):
+        super().__init__()
+        self.average, self.eval_ds = average, eval_ds
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.average.update()
+
+    def on_epoch_end(self, epoch, logs=None):
+        # stop_training here means the epoch was cut short (time or divergence).
+        if logs is None or "val_accuracy" not in logs or self.model.stop_training:
+            return
+        self.average.swap()
+        try:
+            scores = self.model.evaluate(self.eval_ds, verbose=0, return_dict=True)
+        finally:
+            self.average.swap()
+        logs["val_ema_accuracy"] = float(scores["accuracy"])
+        logs["val_ema_loss"] = float(scores["loss"])
+
+
+# --------------------------------------------------------------------------
 # Strategies
 # --------------------------------------------------------------------------
 def make_strategy(name):
@@ -327,14 +458,26 @@ class _Progress:
 
 
 class StepCheckpoint(keras.callbacks.Callback):
-    """Saves model, optimizer and progress every `every` steps, and stops with
-    a clear error when the loss stops being finite."""
+    """Saves model, optimizer and progress every `every` steps and every
+    `every_seconds` of wall time, stops with a clear error when the loss stops
+    being finite, and stops (after a save) once `stop_at` (time.time()) has
+    passed. `save(step)` writes one checkpoint."""
 
-    def __init__(self, manager, progress, epoch, first_batch, every):
+    def __init__(self, save, progress, epoch, first_batch, every, every_seconds=None,
+                 stop_at=None, last_batch=None):
         super().__init__()
-        self.manager, self.progress = manager, progress
+        self.save, self.progress = save, progress
         self.epoch, self.batch, self.every = epoch, first_batch, every
+        # The epoch's last batch ends with its own save and validation: a stop
+        # there is left to the caller, after them.
+        self.last_batch = last_batch
+        self.every_seconds, self.stop_at = every_seconds, stop_at
         self.diverged_at = None
+        self.stopped_for_time = False
+        self.last_save = time.time()
+
+    def deadline(self):
+        return self.stop_at() if callable(self.stop_at) else self.stop_at
 
     def on_epoch_begin(self, epoch, logs=None):
         # The one epoch clock, which EpochLog reads too.
@@ -348,11 +491,20 @@ class StepCheckpoint(keras.callbacks.Callback):
             self.model.stop_training = True
             return
         step = int(self.model.optimizer.iterations.numpy())
-        if self.every and step % self.every == 0:
+        now = time.time()
+        deadline = self.deadline()
+        out_of_time = (deadline is not None and now >= deadline
+                       and (self.last_batch is None or self.batch < self.last_batch))
+        if ((self.every and step % self.every == 0) or out_of_time
+                or (self.every_seconds and now - self.last_save >= self.every_seconds)):
             self.progress.epoch.assign(self.epoch)
             self.progress.batch.assign(self.batch)
             self.progress.seconds.assign(self.progress.epoch_seconds())
-            self.manager.save(checkpoint_number=step)
+            self.save(step)
+            self.last_save = now
+        if out_of_time:
+            self.stopped_for_time = True
+            self.model.stop_training = True
 
 
 class OneEpoch(keras.callbacks.Callback):
@@ -383,6 +535,10 @@ class EpochLog(keras.callbacks.Callback):
         self.start_lr = float(current_learning_rate(self.model.optimizer))
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.model.stop_training:
+            # Cut short (out of time or diverged): not a whole epoch, and the
+            # checkpoint resumes it where it stopped.
+            return
         seconds = self.progress.epoch_seconds()
         steps = int(self.model.optimizer.iterations.numpy()) - self.start_step
         row = {"epoch": epoch + 1, "step": int(self.model.optimizer.iterations.numpy()),
@@ -558,6 +714,7 @@ def hardware():
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(), "cpu_model": info["cpu_model"],
             "cpu_native_bfloat16": native_bfloat16(info), "devices": devices,
+            "onednn_opts": os.environ.get(ONEDNN_ENV),
             "tensorflow": tf.__version__, "keras": keras.__version__}
 
 
@@ -623,15 +780,24 @@ def _prebuild_for_multi_worker(model, strategy, train_split, config):
     model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
 
 
+# Fields a resumed run may change: where and how verbosely it runs, and how
+# it computes (precision, engine, strategy), which a run may switch between
+# segments on different machines; the weights and their updates stay the same.
+SEGMENT_FIELDS = frozenset({"verbose", "output_dir", "data_dir", "mixed_precision", "reversible",
+                            "strategy", "checkpoint_every"})
+# Fields added since runs were first recorded, with the value an older run had.
+_FIELDS_ADDED = {"label_smoothing": 0.0, "ema_decay": None, "warm_start": None, "holdout": None}
+
+
 def _check_resumable(config, output_dir):
     path = os.path.join(output_dir, "config.json")
     saved_fields = dataclasses.asdict(config)
     if os.path.exists(path):
         with open(path) as f:
             saved = json.load(f)
-        ignore = {"verbose", "output_dir", "data_dir"}
+        saved = {**_FIELDS_ADDED, **saved}
         diff = {k: (saved.get(k), v) for k, v in saved_fields.items()
-                if k not in ignore and saved.get(k) != v}
+                if k not in SEGMENT_FIELDS and saved.get(k) != v}
         if diff:
             raise ValueError(
                 f"{output_dir} holds a run with a different configuration "
@@ -673,21 +839,39 @@ def snapshot_run(run_dir, destination):
     return os.path.join(destination, "checkpoints", prefix)
 
 
-def train(config, callbacks=()):
+def train(config, callbacks=(), stop_at=None, checkpoint_seconds=None, on_checkpoint=None):
     """Runs (or resumes) a training job. Returns the dict written to results.json.
 
     `callbacks` are extra Keras callbacks. The global Keras dtype policy is
     set for the run and restored afterwards; `deterministic=True` enables
     TensorFlow op determinism for the rest of the process.
+
+    For runs longer than a session: `stop_at` (a time.time() value, or a
+    function returning one, read after every step) saves a checkpoint and
+    returns after the first step past it, with results["finished"] False and
+    nothing evaluated or written but the checkpoint (at an epoch's last step,
+    after the epoch's validation and save); `checkpoint_seconds` also saves
+    every that many seconds; `on_checkpoint(path)` is called after every
+    checkpoint is written. With label smoothing the logged loss is the
+    smoothed one.
     """
     previous_policy = keras.config.dtype_policy()
     resolved = config.resolved()
     warn_if_bfloat16_is_emulated(resolved.mixed_precision)
     try:
         keras.config.set_dtype_policy(dtype_policy(resolved.mixed_precision))
-        return _train(resolved, callbacks)
+        return _train(resolved, callbacks, stop_at, checkpoint_seconds, on_checkpoint)
     finally:
         keras.config.set_dtype_policy(previous_policy)
+
+
+def resolve_weights(warm_start):
+    """The weights file of a warm start: a path, or a pretrained name."""
+    if os.path.exists(warm_start):
+        return warm_start
+    from zoo import pretrained
+
+    return pretrained.weights_path(warm_start)
 
 
 def load_splits(config):
@@ -702,12 +886,18 @@ def load_splits(config):
               f"{HOLDOUT_FRACTION:.0%} of the training images ({len(test_split)}).")
     if config.limit_train:
         train_split = train_split.subset(np.arange(min(config.limit_train, len(train_split))))
+    if config.holdout:
+        if config.holdout >= len(train_split):
+            raise ValueError(f"holdout={config.holdout} leaves no training images of "
+                             f"{len(train_split)}.")
+        # A fixed seed, not the run's: runs with other seeds validate on the same images.
+        train_split, test_split = zdata.holdout(train_split, config.holdout / len(train_split), 0)
     if config.limit_eval:
         test_split = test_split.subset(np.arange(min(config.limit_eval, len(test_split))))
     return zdata.stratified_subset(train_split, config.fraction, config.seed), test_split
 
 
-def _train(config, callbacks):
+def _train(config, callbacks, stop_at=None, checkpoint_seconds=None, on_checkpoint=None):
     # The code that trains is the code at the start (the checkout may change during a long run).
     code_commit = git_commit()
     if config.deterministic:
@@ -727,33 +917,52 @@ def _train(config, callbacks):
 
     reversible = uses_reversible_engine(config)
     keras.utils.set_random_seed(config.seed)
+    previous = tf.train.latest_checkpoint(os.path.join(output_dir, "checkpoints"))
     with strategy.scope():
         model = registry.build(
             config.model, classes=train_split.num_classes, input_shape=train_split.image_shape,
             reversible=reversible, weight_decay=config.weight_decay,
             smoothness_decay=config.smoothness_decay,
             synchronized_bn=strategy.num_replicas_in_sync > 1, **architecture_args(config))
+        if config.warm_start and not previous:
+            # Before compiling, so the file (weights only) meets no optimizer state.
+            model.load_weights(resolve_weights(config.warm_start))
         recipe = RECIPES[config.recipe]
         optimizer = keras.optimizers.SGD(
             make_schedule(config, steps_per_epoch, total_steps),
             momentum=recipe.momentum, nesterov=recipe.nesterov)
         model.compile(
             optimizer=optimizer,
-            loss=keras.losses.SparseCategoricalCrossentropy(),
+            loss=(SmoothedSparseCrossentropy(config.label_smoothing) if config.label_smoothing
+                  else keras.losses.SparseCategoricalCrossentropy()),
             metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
                      keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5")],
         )
         optimizer.build(model.trainable_variables)
         progress = _Progress()
         tracked = dict(model=model, optimizer=optimizer, epoch=progress.epoch,
-                       batch=progress.batch, best=progress.best, seconds=progress.seconds)
-        previous = tf.train.latest_checkpoint(os.path.join(output_dir, "checkpoints"))
-        if previous and not _has_checkpoint_entry(previous, "seconds"):
-            # Written before the epoch time was checkpointed: resume without it.
-            del tracked["seconds"]
+                       batch=progress.batch, best=progress.best, seconds=progress.seconds,
+                       # Every weight by its place in model.weights: the object
+                       # graph under `model` misses the batch-norm statistics of
+                       # layers nested in zoo blocks (ResNet, RevNet), and the
+                       # optimizer reaches only the trainable weights.
+                       weights=list(model.weights))
+        average = WeightAverage(model, config.ema_decay) if config.ema_decay else None
+        if average is not None:
+            tracked["weight_average"] = average.trackable()
+        for name in ("seconds", "weights"):
+            if previous and not _has_checkpoint_entry(previous, name):
+                # Written before this entry was checkpointed: resume without it.
+                del tracked[name]
         checkpoint = tf.train.Checkpoint(**tracked)
     manager = tf.train.CheckpointManager(checkpoint, os.path.join(output_dir, "checkpoints"),
                                          max_to_keep=2)
+
+    def save(step):
+        path = manager.save(checkpoint_number=step)
+        if on_checkpoint is not None and chief:
+            on_checkpoint(path)
+        return path
     resumed_from = None
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
@@ -772,25 +981,36 @@ def _train(config, callbacks):
                          best_path, progress, config.batch_size, chief)
     tensorboard = keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard"))
     eval_ds = zdata.eval_dataset(test_split, config.batch_size)
+    averaging = [] if average is None else [AverageWeights(average, eval_ds)]
 
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         _prebuild_for_multi_worker(model, strategy, train_split, config)
 
     start = time.perf_counter()
     step = int(optimizer.iterations.numpy())
+
+    def unfinished():
+        """The result of a run stopped for time: its checkpoint resumes it."""
+        return {"model": config.model, "dataset": config.dataset, "finished": False,
+                "steps": int(optimizer.iterations.numpy()), "total_steps": total_steps,
+                "checkpoint": manager.latest_checkpoint,
+                "wall_seconds_this_session": round(time.perf_counter() - start, 1)}
+
     # The validation that ends the last epoch is the final evaluation (same
     # weights, data and metrics): kept so the test set is not run twice.
     last_validation = None
     while step < total_steps:
         epoch, first_batch = int(progress.epoch.numpy()), int(progress.batch.numpy())
         steps_now = min(steps_per_epoch - first_batch, total_steps - step)
-        saver = StepCheckpoint(manager, progress, epoch, first_batch, config.checkpoint_every)
+        saver = StepCheckpoint(save, progress, epoch, first_batch, config.checkpoint_every,
+                               checkpoint_seconds, stop_at, last_batch=first_batch + steps_now)
         validate = (epoch + 1) % config.validation_freq == 0 or step + steps_now >= total_steps
         history = model.fit(
             zdata.train_dataset(train_split, config.batch_size, config.seed, epoch, first_batch),
             epochs=total_epochs, initial_epoch=epoch, steps_per_epoch=steps_now, shuffle=False,
             validation_data=eval_ds if validate else None,
-            callbacks=[saver, epoch_log, tensorboard, *callbacks, OneEpoch()],
+            # The average is updated before the saver checkpoints the step.
+            callbacks=[*averaging, saver, epoch_log, tensorboard, *callbacks, OneEpoch()],
             verbose=config.verbose)
         if saver.diverged_at:
             e, b, value = saver.diverged_at
@@ -802,17 +1022,22 @@ def _train(config, callbacks):
                 f"Try a lower --learning_rate, float32 instead of mixed precision, "
                 f"or check the data.")
         step = int(optimizer.iterations.numpy())
+        if saver.stopped_for_time:
+            return unfinished()
         last_validation = ({k[len("val_"):]: v[-1] for k, v in history.history.items()
                             if k.startswith("val_")} if validate else None) or None
         progress.epoch.assign(epoch + 1)
         progress.batch.assign(0)
         progress.seconds.assign(0.0)
-        manager.save(checkpoint_number=step)
+        save(step)
+        if step < total_steps and saver.deadline() is not None and time.time() >= saver.deadline():
+            return unfinished()
     wall = time.perf_counter() - start
 
     final = last_validation or model.evaluate(eval_ds, verbose=0, return_dict=True)
     results = {
-        "model": config.model, "dataset": config.dataset, "train_examples": len(train_split),
+        "model": config.model, "dataset": config.dataset, "finished": True,
+        "train_examples": len(train_split),
         "test_examples": len(test_split), "steps": step, "epochs": total_epochs,
         "test": {k: float(v) for k, v in final.items()},
         "best_val_accuracy": float(progress.best.numpy()),
@@ -820,9 +1045,13 @@ def _train(config, callbacks):
         "config": config_fields, "reversible_engine": reversible,
         "parameters": model.count_params(),
         "code_commit": code_commit, "hardware": hardware(),
-        "replicas": strategy.num_replicas_in_sync,
+        "replicas": strategy.num_replicas_in_sync, "validation_split": test_split.split,
     }
     if chief:
+        if average is not None:
+            average.swap()
+            atomic_save_weights(model, os.path.join(output_dir, "ema.weights.h5"))
+            average.swap()
         atomic_save_weights(model, os.path.join(output_dir, "last.weights.h5"))
         if rows:
             plot_curves(rows, os.path.join(output_dir, "curves.png"))

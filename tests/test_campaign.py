@@ -1,0 +1,349 @@
+"""The training campaign (zoo.campaign) on tiny runs: the plan's checks,
+atomic snapshots, resuming across time limits to the weights of an
+uninterrupted run, hard kills at any moment, precision switches between
+segments, and the registration of a finished run."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO_ROOT
+from zoo import campaign, pretrained, registry, training
+
+TINY_TRAIN = {"limit_train": 200, "batch_size": 50, "mixed_precision": False,
+              "deterministic": True, "learning_rate": 0.05}
+
+
+@pytest.fixture(scope="module")
+def data_dir(cifar10_small, tmp_path_factory):
+    """A data directory whose cifar10.npz is the 200/100-image cut."""
+    folder = tmp_path_factory.mktemp("campaign-data")
+    shutil.copy(cifar10_small, folder / "cifar10.npz")
+    return str(folder)
+
+
+def _plan(tmp_path, runs):
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps({"runs": runs}))
+    return str(path)
+
+
+def _run(name="resnet-32-cifar10", epochs=2, **extra):
+    arch = name[: -len("-cifar10")] if name.endswith("-cifar10") else "resnet-32"
+    entry = {"name": name, "architecture": arch, "dataset": "cifar10", "recipe": "campaign",
+             "epochs": epochs, "train": dict(TINY_TRAIN)}
+    entry.update(extra)
+    return entry
+
+
+def _pilot(epochs, **train):
+    """A pilot run: validated on 50 held-out images, so it finishes without registering."""
+    return _run(name="pilot-r", kind="pilot", epochs=epochs,
+                train={**TINY_TRAIN, "holdout": 50, "batch_size": 25, **train})
+
+
+def _campaign(tmp_path, plan_path, data_dir, cls=campaign.Campaign, **kwargs):
+    return cls(plan_path=plan_path, ledger_path=str(tmp_path / "ledger.json"),
+               in_progress_dir=str(tmp_path / "in_progress"), work_dir=str(tmp_path / "work"),
+               checkpoints_dir=str(tmp_path / "checkpoints"), docs_dir=str(tmp_path / "docs"),
+               data_dir=data_dir, log=lambda text: None, **kwargs)
+
+
+class StopAfter(campaign.Campaign):
+    """Runs out of time after `steps` training steps in each call of run()."""
+
+    steps = 2
+
+    def run(self, *args, **kwargs):
+        self.calls = 0
+        return super().run(*args, **kwargs)
+
+    def _stop_at(self):
+        self.calls += 1
+        return 0.0 if self.calls >= self.steps else None
+
+
+def _final_weights(path):
+    model = registry.build("resnet-32-cifar10")
+    model.load_weights(path)
+    return [w.numpy() for w in model.weights]
+
+
+# --------------------------------------------------------------------------
+# The plan
+# --------------------------------------------------------------------------
+def test_the_repository_plan_is_valid_and_starts_with_its_pilots():
+    runs = campaign.read_plan(os.path.join(REPO_ROOT, "checkpoints", "campaign", "plan.json"))
+    names = [run.name for run in runs]
+    checkpoints = [run.name for run in runs if run.kind == "checkpoint"]
+    assert checkpoints[:2] == ["hamiltonian-74-cifar10", "resnet-32-cifar10"]
+    assert set(checkpoints) >= {
+        "revnet-38-cifar10", "leapfrog-26-cifar10", "midpoint-26-cifar10", "second-order-cifar10",
+        "parabolic-cifar10", "hyperbolic-hamiltonian-cifar10", "hamiltonian-218-cifar10",
+        "leapfrog-62-cifar10", "midpoint-62-cifar10"}
+    pilots = [run for run in runs if run.kind == "pilot"]
+    assert all(run.train["holdout"] == 5000 for run in pilots)
+    assert max(names.index(p.name) for p in pilots) < names.index("hamiltonian-74-cifar10")
+    targets = {run.name: run.target_top1 for run in runs}
+    assert targets["hamiltonian-74-cifar10"] == 0.91 and targets["resnet-32-cifar10"] == 0.915
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"colour": "red"}, "unknown fields"),
+    ({"recipe": "fast"}, "unknown recipe"),
+    ({"name": "resnet-32-cifar100"}, "must be named"),
+    ({"kind": "pilot", "name": "p"}, "held-out training images"),
+    ({"train": {"output_dir": "/tmp"}}, "may not set"),
+    ({"epochs": 0}, "positive integer"),
+    ({"architecture": "resnet-33", "name": "resnet-33-cifar10"}, "resnet-33"),
+    ({"ship": "ema"}, "keeps none"),
+])
+def test_bad_plans_are_refused_with_the_reason(tmp_path, change, message):
+    entry = {**_run(), **change}
+    with pytest.raises(campaign.PlanError, match=message):
+        campaign.read_plan(_plan(tmp_path, [entry]))
+
+
+def test_a_run_named_twice_is_refused(tmp_path):
+    with pytest.raises(campaign.PlanError, match="more than once"):
+        campaign.read_plan(_plan(tmp_path, [_run(), _run()]))
+
+
+# --------------------------------------------------------------------------
+# Snapshots
+# --------------------------------------------------------------------------
+def _fake_run_dir(path, step):
+    """A run directory with a real TF checkpoint at `step`."""
+    import tensorflow as tf
+
+    os.makedirs(path, exist_ok=True)
+    (path / "config.json").write_text(json.dumps({"step": step}))
+    ckpt = tf.train.Checkpoint(v=tf.Variable(float(step)))
+    manager = tf.train.CheckpointManager(ckpt, str(path / "checkpoints"), max_to_keep=2)
+    manager.save(checkpoint_number=step)
+
+
+def test_snapshots_replace_each_other_and_a_crash_leaves_the_last_complete_one(tmp_path):
+    root = tmp_path / "in_progress" / "run"
+    _fake_run_dir(tmp_path / "work", 3)
+    first = campaign.write_snapshot(str(tmp_path / "work"), str(root), {"segments": [1]})
+    _fake_run_dir(tmp_path / "work", 7)
+    second = campaign.write_snapshot(str(tmp_path / "work"), str(root), {"segments": [1, 2]})
+    assert sorted(os.listdir(root)) == sorted(["LATEST", os.path.basename(second)])
+    assert not os.path.exists(first)
+
+    # A writer killed half-way leaves a staging directory; LATEST still names
+    # the last complete snapshot, and the next snapshot clears the debris.
+    debris = root / ".tmp-killed"
+    debris.mkdir()
+    (debris / "config.json").write_text("{")
+    assert campaign.latest_snapshot(str(root)) == second
+    history = campaign.restore_snapshot(str(root), str(tmp_path / "restored"))
+    assert history == {"segments": [1, 2]}
+    assert json.loads((tmp_path / "restored" / "config.json").read_text()) == {"step": 7}
+    third = campaign.write_snapshot(str(tmp_path / "work"), str(root), {"segments": [3]})
+    assert sorted(os.listdir(root)) == sorted(["LATEST", os.path.basename(third)])
+
+
+def test_a_pointer_to_a_missing_snapshot_is_an_error_not_a_fresh_start(tmp_path):
+    root = tmp_path / "run"
+    root.mkdir()
+    (root / "LATEST").write_text("ckpt-5-gone\n")
+    with pytest.raises(FileNotFoundError, match="ckpt-5-gone"):
+        campaign.latest_snapshot(str(root))
+
+
+# --------------------------------------------------------------------------
+# Resuming
+# --------------------------------------------------------------------------
+def _segments(runner):
+    run = runner.runs()[0]
+    latest = campaign.latest_snapshot(runner.snapshot_root(run))
+    with open(os.path.join(latest or runner.run_dir(run), "campaign.json")) as f:
+        return [(s["from_step"], s["to_step"], s["precision"]) for s in json.load(f)["segments"]]
+
+
+def test_resuming_across_time_limits_gives_the_weights_of_an_uninterrupted_run(
+        tmp_path, data_dir):
+    plan = _plan(tmp_path, [_pilot(epochs=2, ema_decay=0.9)])  # 5 steps an epoch
+    reference = _campaign(tmp_path / "a", plan, data_dir)
+    assert reference.run(60, lower_priority=False, min_minutes=0) == ["pilot-r"]
+
+    interrupted = _campaign(tmp_path / "b", plan, data_dir, cls=StopAfter)
+    for _ in range(2):
+        assert interrupted.run(60, lower_priority=False, min_minutes=0) == []
+        assert interrupted.status()[0]["state"] == "in progress"
+    segments = _segments(interrupted)
+    assert [s[:2] for s in segments] == [(0, 2), (2, 4)]
+    assert all(s[2] == "float32" for s in segments)
+
+    interrupted.steps = 10 ** 6
+    assert interrupted.run(60, lower_priority=False, min_minutes=0) == ["pilot-r"]
+    for name in ("last.weights.h5", "ema.weights.h5"):
+        for a, b in zip(_final_weights(tmp_path / "a" / "work" / "pilot-r" / name),
+                        _final_weights(tmp_path / "b" / "work" / "pilot-r" / name)):
+            np.testing.assert_allclose(b, a, rtol=0, atol=1e-6)
+    rows_a = json.loads((tmp_path / "a" / "work" / "pilot-r" / "metrics.json").read_text())
+    rows_b = json.loads((tmp_path / "b" / "work" / "pilot-r" / "metrics.json").read_text())
+    assert [r["epoch"] for r in rows_b] == [1, 2]
+    assert rows_b[-1]["val_ema_accuracy"] == pytest.approx(rows_a[-1]["val_ema_accuracy"])
+
+
+def test_precision_may_switch_between_segments_and_is_recorded(tmp_path, data_dir):
+    runner = _campaign(tmp_path, _plan(tmp_path, [_pilot(epochs=1)]), data_dir, cls=StopAfter)
+    runner.run(60, lower_priority=False, min_minutes=0)
+    # The plan now asks for bfloat16, as a machine with native bfloat16 would.
+    _plan(tmp_path, [_pilot(epochs=1, mixed_precision=True)])
+    runner.steps = 10 ** 6
+    assert runner.run(60, lower_priority=False, min_minutes=0) == ["pilot-r"]
+    assert _segments(runner) == [(0, 2, "float32"), (2, 5, "mixed_bfloat16")]
+
+
+KILLED = """
+import sys
+from zoo import campaign
+plan, root, data_dir = sys.argv[1:4]
+campaign.Campaign(plan_path=plan, ledger_path=root + "/ledger.json",
+                  in_progress_dir=root + "/in_progress", work_dir=root + "/work",
+                  checkpoints_dir=root + "/checkpoints", docs_dir=root + "/docs",
+                  data_dir=data_dir).run(60, lower_priority=False, min_minutes=0)
+"""
+
+
+def test_a_hard_kill_at_any_moment_leaves_a_snapshot_that_resumes_exactly(tmp_path, data_dir):
+    plan = [_pilot(epochs=8)]
+    reference = _campaign(tmp_path / "a", _plan(tmp_path, plan), data_dir)
+    reference.run(60, lower_priority=False, min_minutes=0)
+
+    root = tmp_path / "b"
+    snapshots = root / "in_progress" / "pilot-r"
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    rng = np.random.default_rng(0)
+    kills = 0
+    for _ in range(3):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(KILLED), _plan(tmp_path, plan), str(root),
+             data_dir], env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE)
+        # Wait for a new snapshot, then kill at a random moment of the next ones.
+        before = (campaign.latest_snapshot(str(snapshots)) if (snapshots / "LATEST").exists()
+                  else None)
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            if (snapshots / "LATEST").exists() and campaign.latest_snapshot(
+                    str(snapshots)) != before:
+                break
+            time.sleep(0.05)
+        time.sleep(float(rng.uniform(0.0, 1.5)))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait(timeout=60)
+        if not (snapshots / "LATEST").exists():
+            break  # the run finished before the kill
+        # Whatever the moment, LATEST names a complete, readable snapshot.
+        import tensorflow as tf
+
+        latest = campaign.latest_snapshot(str(snapshots))
+        assert tf.train.latest_checkpoint(os.path.join(latest, "checkpoints"))
+        json.loads(open(os.path.join(latest, "campaign.json")).read())
+    assert kills >= 1
+
+    _campaign(root, _plan(tmp_path, plan), data_dir).run(60, lower_priority=False,
+                                                         min_minutes=0)
+    for a, b in zip(_final_weights(tmp_path / "a" / "work" / "pilot-r" / "last.weights.h5"),
+                    _final_weights(root / "work" / "pilot-r" / "last.weights.h5")):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-6)
+
+
+def test_sigterm_stops_after_the_step_with_a_snapshot(tmp_path, data_dir):
+    root = tmp_path / "run"
+    plan = _plan(tmp_path, [_pilot(epochs=50)])
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(KILLED), plan, str(root),
+                             data_dir], env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    snapshots = root / "in_progress" / "pilot-r"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (snapshots / "LATEST").exists():
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    assert "stopping after this step" in out and "out of time" in out
+    history = json.loads(open(os.path.join(campaign.latest_snapshot(str(snapshots)),
+                                           "campaign.json")).read())
+    assert history["segments"][-1]["to_step"] >= 3
+
+
+# --------------------------------------------------------------------------
+# Finishing
+# --------------------------------------------------------------------------
+def test_a_finished_run_is_registered_replacing_the_old_checkpoint(tmp_path, data_dir):
+    checkpoints = tmp_path / "checkpoints"
+    checkpoints.mkdir()
+    old = "resnet-32-cifar10-cpu14ep.weights.h5"
+    shutil.copy(os.path.join(REPO_ROOT, "checkpoints", old), checkpoints / old)
+    manifest = pretrained.read_manifest(os.path.join(REPO_ROOT, "checkpoints", "manifest.json"))
+    manifest["checkpoints"] = {"resnet-32-cifar10": manifest["checkpoints"]["resnet-32-cifar10"]}
+    pretrained.write_manifest(manifest, str(checkpoints / "manifest.json"))
+
+    plan = _plan(tmp_path, [_run(epochs=1, warm_start=str(checkpoints / old),
+                                 target_top1=0.05, tag="tiny")])
+    runner = _campaign(tmp_path, plan, data_dir)
+    assert runner.run(60, lower_priority=False, min_minutes=0) == ["resnet-32-cifar10"]
+
+    entry = pretrained.read_manifest(str(checkpoints / "manifest.json"))[
+        "checkpoints"]["resnet-32-cifar10"]
+    assert entry["weights"]["file"] == "resnet-32-cifar10-tiny.weights.h5"
+    assert (checkpoints / entry["weights"]["file"]).exists()
+    assert not (checkpoints / old).exists()
+    assert entry["supersedes"]["file"] == old and entry["supersedes"]["top1"] == 0.8689
+    assert entry["metrics"]["images"] == 100
+    history = entry["training"]["history"]
+    assert history["warm_start"]["file"] == old
+    assert history["segments"][0]["to_step"] == 4 and history["epochs_total"] == 1
+    assert os.path.exists(tmp_path / "docs" / "campaign-resnet-32-cifar10" / "metrics.json")
+    assert not os.path.exists(runner.snapshot_root(runner.runs()[0]))
+    ledger = runner.ledger()["finished"]["resnet-32-cifar10"]
+    assert ledger["top1"] == entry["metrics"]["top1"]
+    assert ledger["target_met"] == (entry["metrics"]["top1"] >= 0.05)
+    assert runner.status()[0]["state"] == "finished"
+    # The plan is done: run() returns at once.
+    assert runner.run(60, lower_priority=False, min_minutes=0) == []
+
+
+def test_a_finished_pilot_writes_its_figures_on_held_out_images(tmp_path, data_dir):
+    plan = _plan(tmp_path, [_run(name="pilot-tiny", kind="pilot", epochs=1,
+                                 train={**TINY_TRAIN, "holdout": 50, "ema_decay": 0.9,
+                                        "label_smoothing": 0.1})])
+    runner = _campaign(tmp_path, plan, data_dir)
+    assert runner.run(60, lower_priority=False, min_minutes=0) == ["pilot-tiny"]
+    record = json.loads((tmp_path / "docs" / "recipe_pilots" / "pilot-tiny.json").read_text())
+    assert record["validation_split"] == "holdout"
+    # A stratified share: 50 of 200 rounds per class to 51.
+    assert record["validation_images"] == 51 and record["train_images"] == 149
+    assert "ema_accuracy" in record["final"]
+    table = (tmp_path / "docs" / "recipe_pilots" / "table.md").read_text()
+    assert "| pilot-tiny | resnet-32 | 1 | 50 | 0.05 | 0.1 | 0.9 | float32 |" in table
+
+
+def test_label_smoothing_loss_matches_its_definition():
+    import tensorflow as tf
+
+    probs = tf.constant([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    labels = tf.constant([0, 2])
+    loss = training.SmoothedSparseCrossentropy(0.3, reduction=None)(labels, probs).numpy()
+    p = probs.numpy()
+    expected = [0.7 * -np.log(p[i, y]) + 0.3 * -np.log(p[i]).mean() for i, y in enumerate([0, 2])]
+    np.testing.assert_allclose(loss, expected, rtol=1e-6)
+    plain = training.SmoothedSparseCrossentropy(0.0, reduction=None)(labels, probs).numpy()
+    np.testing.assert_allclose(plain, [-np.log(0.7), -np.log(0.8)], rtol=1e-6)
