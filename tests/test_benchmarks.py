@@ -97,6 +97,9 @@ def _synthetic_results():
                               for r, f, v in ((0, "zoo", 105), (0, "pytorch", 100),
                                               (1, "zoo", 110), (1, "pytorch", 90))],
                      "ratio": {"float32": 1.1}},
+            "onednn": {"model": "hamiltonian-74-cifar10", "batch": 128,
+                       "rows": [{"round": 0, "onednn_opts": "0", "images_per_second": 36.0},
+                                {"round": 0, "onednn_opts": "1", "images_per_second": 59.0}]},
             "profile": {"model": "hamiltonian-74-cifar10", "policy": "float32", "reversible": False,
                         "batch": 128, "steps": 3, "step_seconds": 0.5,
                         "ops": [{"op": "Conv2DBackpropFilter", "ms_per_step": 250.0,
@@ -129,6 +132,7 @@ def test_benchmark_report_computes_the_goals_from_the_rows():
     text = benchmarks.markdown(results, "cmd", [])
     assert "| 2 | float32 | 110 | 90 |" in text and "float32 1.10×" in text
     assert "| Conv2DBackpropFilter | 250 | 33.1% |" in text
+    assert "| 1 | 0 | 36 |" in text and "| 1 | 1 | 59 |" in text
     assert "| hamiltonian-1202-cifar10 | reversible | 32 | 135.2 | 1.10 | 3072 | 1.0 | 1.00 |" in text
     assert "**no**" in text
     # The ceiling: matmul rate / (3 forward passes autodiff, 4 reversible).

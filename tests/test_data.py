@@ -138,3 +138,16 @@ def test_eval_dataset_keeps_order_and_the_last_partial_batch(tmp_path):
     batches = list(data.eval_dataset(split, 4))
     assert [len(y) for _, y in batches] == [4, 4, 2]
     np.testing.assert_array_equal(np.concatenate([x for x, _ in batches]), arrays["x_test"])
+
+
+def test_an_unreadable_image_in_a_folder_is_named_or_skipped_when_asked(tmp_path):
+    for cls in ("cat", "dog"):
+        (tmp_path / cls).mkdir()
+        for i in range(2):
+            image = np.full((6, 6, 3), 10 * i, np.uint8)
+            (tmp_path / cls / f"{i}.png").write_bytes(tf.io.encode_png(image).numpy())
+    (tmp_path / "dog" / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match=r"dog/broken\.png: cannot decode the image"):
+        data.load(str(tmp_path), "train")
+    split = data.load(str(tmp_path), "train", skip_unreadable=True)
+    assert len(split) == 4 and list(split.labels) == [0, 0, 1, 1]

@@ -10,6 +10,7 @@ import sys
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import zoo
 from tests.conftest import REPO_ROOT
@@ -256,3 +257,48 @@ def test_tool_fails_clearly_on_a_dataset_of_one_class(tool_run):
     assert "finetune.py: error:" in stderr and "at least two" in stderr
     assert "Traceback" not in stderr
     assert not os.path.exists(tool_run["failed_dir"])
+
+
+def test_predict_takes_a_finetuning_output_directory(tool_run, tmp_path):
+    process, out = tool_run["process"], tool_run["out"]
+    if process.poll() is None:
+        process.communicate(timeout=600)
+    assert process.returncode == 0
+    images, _ = _images(2, (36, 36, 3), 5)
+    for i, image in enumerate(images):
+        (tmp_path / f"{i}.png").write_bytes(tf.io.encode_png(image).numpy())
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    tool = [sys.executable, os.path.join(REPO_ROOT, "tools", "predict.py")]
+    proc = subprocess.run([*tool, "--finetuned", str(out), str(tmp_path)], capture_output=True,
+                          text=True, env=env, cwd=REPO_ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["0.png", "1.png"]
+    assert all(line.split(": ")[1].split(" ")[0] in CLASSES for line in lines)
+    # The weights file alone is not enough; the tool says what to use.
+    card = finetune.read_card(out)
+    proc = subprocess.run([*tool, "--weights", str(out / card["weights"]["file"]), str(tmp_path)],
+                          capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=300)
+    assert proc.returncode != 0 and f"--finetuned {out}" in proc.stderr
+
+
+def test_evaluate_takes_a_finetuning_output_directory(tool_run, tmp_path):
+    process, out = tool_run["process"], tool_run["out"]
+    if process.poll() is None:
+        process.communicate(timeout=600)
+    x_test, y_test = _images(12, (36, 36, 4), 2)  # RGBA 36×36, as the run trained on
+    path = tmp_path / "eval.npz"
+    np.savez(path, x_train=x_test, y_train=y_test, x_test=x_test, y_test=y_test,
+             label_names=np.array(CLASSES))
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools", "evaluate.py"),
+                           "--finetuned", str(out), "--dataset", str(path), "--output_dir",
+                           str(tmp_path / "eval")], capture_output=True, text=True, env=env,
+                          cwd=REPO_ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(next((tmp_path / "eval").glob("*.json")).read_text())
+    assert report["num_examples"] == 12 and report["label_names"] == CLASSES
+    model = finetune.load_finetuned(out)
+    images, _ = finetune.prepare_images(x_test, model.input_shape[1:])
+    expected = float(np.mean(model.predict(images, verbose=0).argmax(1) == y_test))
+    assert report["top1"] == pytest.approx(expected)

@@ -172,3 +172,11 @@ def test_builders_attach_regularisers():
     both = zoo.build("hamiltonian-74", weight_decay=2e-4, smoothness_decay=2e-4)
     # stem conv, dense, and the two stacked kernels of each of the three units.
     assert len(both.losses) == 2 + 3 * 2
+
+
+def test_one_image_without_a_batch_axis_is_refused_with_the_expected_shape():
+    model = zoo.build("hamiltonian-74-cifar10")
+    expected = r"expected shape=\(None, 32, 32, 3\), found shape=\(32, 32, 3\)"
+    with pytest.raises(ValueError, match=expected):
+        model.predict(np.zeros((32, 32, 3), np.uint8), verbose=0)
+    assert model.predict(np.zeros((1, 32, 32, 3), np.uint8), verbose=0).shape == (1, 10)

@@ -312,3 +312,27 @@ def test_the_readme_main_command_classifies_the_samples():
     for file, best in recorded.items():
         assert lines[file].split()[0] == best["label"], (file, lines[file])
     assert "random" not in proc.stderr
+
+
+def test_predict_classifies_every_readable_image_and_names_each_unreadable_one(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    samples = os.path.join(REPO_ROOT, "tools", "samples")
+    for name in sorted(os.listdir(samples))[:3]:
+        shutil.copy(os.path.join(samples, name), tmp_path / name)
+    good = open(os.path.join(samples, sorted(os.listdir(samples))[0]), "rb").read()
+    (tmp_path / "corrupt.png").write_bytes(good[:300])
+    (tmp_path / "text.png").write_text("hello")
+    (tmp_path / "empty.png").write_bytes(b"")
+    proc = subprocess.run([sys.executable, "tools/predict.py", str(tmp_path)], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert proc.returncode == 1
+    assert len([line for line in proc.stdout.splitlines() if line.startswith("cifar10_")]) == 3
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("ERROR ")]
+    assert [line.split(":")[0] for line in errors] == [
+        f"ERROR {tmp_path / name}" for name in ("corrupt.png", "empty.png", "text.png")]
+    assert "Invalid PNG data" in errors[0] and "3 of 6 images could not be read" in proc.stderr

@@ -21,6 +21,8 @@ from absl import app, flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "Model name, e.g. hamiltonian-74-cifar10.")
+flags.DEFINE_string("finetuned", None, "A tools/finetune.py output directory: evaluate the "
+                    "fine-tuned model its card describes on --dataset (instead of --model).")
 flags.DEFINE_string("weights", None, "Keras weights file (.weights.h5) to load.")
 flags.DEFINE_string("dataset", None,
                     "Dataset name or path (.npz or image folder); default: the model name's "
@@ -34,7 +36,9 @@ flags.DEFINE_bool("random_weights", False, "Evaluate an untrained network (rando
                   "instead of the pretrained one.")
 flags.DEFINE_bool("flip_tta", True, "Also report top-1 with flip test-time augmentation "
                   "(a second, labelled figure; doubles the time).")
-flags.mark_flag_as_required("model")
+flags.register_validator(
+    "model", lambda value: value is not None or FLAGS.finetuned is not None,
+    message="Give --model (or --finetuned with a fine-tuning output directory).")
 
 
 def main(argv):
@@ -43,6 +47,8 @@ def main(argv):
 
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    if FLAGS.finetuned:
+        return _evaluate_finetuned()
     try:
         _, suffix = registry.split_name(FLAGS.model)
     except ValueError as error:
@@ -79,7 +85,35 @@ def main(argv):
         report, FLAGS.output_dir, prefix=f"{FLAGS.model}_{split.name}_{split.split}")
 
     untrained = "  (UNTRAINED: random weights)" if FLAGS.random_weights else ""
-    print(f"{FLAGS.model} on {split.name} {split.split}{untrained}")
+    _print(FLAGS.model, split, report, paths, untrained)
+
+
+def _evaluate_finetuned():
+    from zoo import data, evaluation, finetune
+
+    if not FLAGS.dataset:
+        raise app.UsageError("--finetuned needs --dataset: the data to evaluate it on.")
+    try:
+        model = finetune.load_finetuned(FLAGS.finetuned)
+        card = finetune.read_card(FLAGS.finetuned)
+        split = data.load(FLAGS.dataset, FLAGS.split, data_dir=FLAGS.data_dir)
+        # Converted as fine-tuning converted its data (channels, size).
+        split, _ = finetune.prepare_split(split, card["input"]["shape"])
+        report = evaluation.evaluate(model, split, batch_size=FLAGS.batch_size,
+                                     limit=FLAGS.limit, flip_tta=FLAGS.flip_tta)
+    except (FileNotFoundError, ValueError) as error:
+        sys.exit(f"evaluate.py: error: {error}")
+    name = card.get("name") or os.path.basename(os.path.normpath(FLAGS.finetuned))
+    report = {**report, "model": name, "weights": os.path.abspath(
+        os.path.join(FLAGS.finetuned, card["weights"]["file"]))}
+    paths = evaluation.save_report(report, FLAGS.output_dir,
+                                   prefix=f"{name}_{split.name}_{split.split}")
+    _print(name, split, report, paths)
+    return 0
+
+
+def _print(name, split, report, paths, note=""):
+    print(f"{name} on {split.name} {split.split}{note}")
     print(f"  examples: {report['num_examples']}")
     print(f"  top-1:    {report['top1']:.4f}")
     print(f"  top-{report['top5_k']}:    {report['top5']:.4f}")

@@ -52,11 +52,27 @@ def machine():
     return info
 
 
-def run_isolated(function, **kwargs):
-    """Runs zoo.benchmarks.<function>(**kwargs) in a fresh process; returns its dict."""
+def run_isolated(function, env=None, **kwargs):
+    """Runs zoo.benchmarks.<function>(**kwargs) in a fresh process (with `env`
+    added to its environment); returns its dict."""
     from zoo.runtime import call_isolated
 
-    return call_isolated("zoo.benchmarks", function, **kwargs)
+    return call_isolated("zoo.benchmarks", function, env=env, **kwargs)
+
+
+def onednn_comparison(model="hamiltonian-74-cifar10", batch=128, steps=8, rounds=2, log=print):
+    """Float32 autodiff training img/s with TensorFlow's oneDNN kernels off
+    (TF_ENABLE_ONEDNN_OPTS=0) and on (=1), fresh processes, alternating over
+    `rounds`."""
+    rows = []
+    for round_ in range(rounds):
+        for setting in ("0", "1"):
+            r = run_isolated("throughput", env={"TF_ENABLE_ONEDNN_OPTS": setting}, model=model,
+                             reversible=False, batch=batch, steps=steps)
+            rows.append({"round": round_, "onednn_opts": setting,
+                         "images_per_second": r["images_per_second"]})
+            log(f"oneDNN={setting} round {round_ + 1}: {r['images_per_second']:.0f} img/s")
+    return {"model": model, "batch": batch, "rows": rows}
 
 
 def _set_policy(policy):
@@ -365,6 +381,8 @@ def run_all(depth_models=DEPTHS, batches=(8, 32), throughput_model="hamiltonian-
     if inference_model:
         results["inference"] = run_isolated("inference", model=inference_model)
         log(f"inference: {results['inference']}")
+    results["onednn"] = onednn_comparison(throughput_model, throughput_batch, throughput_steps,
+                                          log=log)
     results["profile"] = run_isolated("op_profile", model=throughput_model)
     log("profile: " + ", ".join(f"{o['op']} {100 * o['share']:.0f}%"
                                 for o in results["profile"]["ops"][:6]))
@@ -544,6 +562,20 @@ def _ceiling_lines(results):
     return lines
 
 
+def _onednn_lines(results):
+    onednn = results.get("onednn")
+    if not onednn:
+        return []
+    lines = ["", "## oneDNN kernels", "",
+             f"{onednn['model']}, float32, autodiff, batch {onednn['batch']}, with "
+             "TF_ENABLE_ONEDNN_OPTS set to 0 or 1 before TensorFlow starts (`import zoo` sets 1 "
+             "unless you chose; `zoo.runtime`). Fresh process each, alternating.", "",
+             "| round | TF_ENABLE_ONEDNN_OPTS | img/s |", "| --- | --- | --- |"]
+    for r in onednn["rows"]:
+        lines.append(f"| {r['round'] + 1} | {r['onednn_opts']} | {r['images_per_second']:.0f} |")
+    return lines
+
+
 def _profile_lines(results, top=12):
     prof = results.get("profile")
     if not prof:
@@ -684,6 +716,7 @@ def markdown(results, command, plots, json_path=os.path.join(_ROOT, "docs", "ben
     lines += _ceiling_lines(results)
     lines += _peer_lines(results)
     lines += _profile_lines(results)
+    lines += _onednn_lines(results)
     if inf:
         lines += [
             "",

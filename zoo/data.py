@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import labels as label_lists
-from zoo.inference import IMAGE_EXTENSIONS
+from zoo.inference import IMAGE_EXTENSIONS, UnreadableImageError, read_image
 
 DATA_DIR_ENV = "ZOO_DATA_DIR"
 NAMED_FILES = {"cifar100": ("cifar100.npz", "cifar100_partial.npz")}
@@ -84,14 +84,19 @@ def data_dirs(data_dir=None):
     return dirs
 
 
-def load(dataset, split="train", data_dir=None):
-    """Loads one split ("train" or "test") of a dataset into memory."""
+def load(dataset, split="train", data_dir=None, skip_unreadable=False):
+    """Loads one split ("train" or "test") of a dataset into memory.
+
+    An image folder's unreadable file raises UnreadableImageError naming it;
+    with `skip_unreadable` such files are left out and counted in a warning.
+    """
     split = SPLIT_ALIASES.get(split, split)
     path = os.fspath(dataset)
     if path.endswith(".npz") or os.path.sep in path or os.path.exists(path):
         if not os.path.exists(path):
             raise DataNotFoundError(f"No dataset file or folder at {path!r}.")
-        return _load_path(path, split, name=os.path.splitext(os.path.basename(path))[0])
+        return _load_path(path, split, name=os.path.splitext(os.path.basename(path))[0],
+                          skip_unreadable=skip_unreadable)
 
     name = path.lower()
     tried = []
@@ -107,7 +112,7 @@ def load(dataset, split="train", data_dir=None):
         folder = os.path.join(directory, name)
         tried.append(folder + os.sep)
         if os.path.isdir(folder):
-            return _load_path(folder, split, name=name)
+            return _load_path(folder, split, name=name, skip_unreadable=skip_unreadable)
     try:
         return _load_tfds(name, split, data_dir)
     except Exception as error:  # tfds raises many kinds; all mean "not available"
@@ -123,9 +128,9 @@ def load(dataset, split="train", data_dir=None):
         ) from error
 
 
-def _load_path(path, split, name):
+def _load_path(path, split, name, skip_unreadable=False):
     if os.path.isdir(path):
-        return _load_folder(path, split, name)
+        return _load_folder(path, split, name, skip_unreadable)
     with np.load(path, allow_pickle=False) as archive:
         keys = set(archive.files)
         x_key, y_key = f"x_{split}", f"y_{split}"
@@ -143,7 +148,7 @@ def _load_path(path, split, name):
     return Split(images, labels, names, name, split, path)
 
 
-def _load_folder(path, split, name):
+def _load_folder(path, split, name, skip_unreadable=False):
     if os.path.isdir(os.path.join(path, split)):
         root = os.path.join(path, split)
     elif split == "train" and not os.path.isdir(os.path.join(path, "test")):
@@ -154,14 +159,23 @@ def _load_folder(path, split, name):
     classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
     if not classes:
         raise DataNotFoundError(f"{root} has no class sub-folders (expected {root}/<class>/*.png).")
-    images, labels = [], []
+    images, labels, unreadable = [], [], []
     for index, cls in enumerate(classes):
         folder = os.path.join(root, cls)
         for filename in sorted(os.listdir(folder)):
             if filename.lower().endswith(IMAGE_EXTENSIONS):
-                data = tf.io.read_file(os.path.join(folder, filename))
-                images.append(tf.io.decode_image(data, expand_animations=False).numpy())
+                file = os.path.join(folder, filename)
+                try:
+                    images.append(read_image(file, channels=0))
+                except UnreadableImageError:
+                    if not skip_unreadable:
+                        raise
+                    unreadable.append(file)
+                    continue
                 labels.append(index)
+    if unreadable:
+        tf.get_logger().warning("Skipped %d unreadable images under %s, e.g. %s.",
+                                len(unreadable), root, unreadable[0])
     if not images:
         raise DataNotFoundError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) under {root}.")
     shapes = {im.shape for im in images}

@@ -1,6 +1,7 @@
 """Reading images and turning model outputs into labelled predictions."""
 
 import os
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -27,21 +28,49 @@ def image_paths(paths):
     return found
 
 
-def load_images(paths, image_size):
+class UnreadableImageError(ValueError):
+    """An image file could not be read or decoded; the message names it."""
+
+
+def read_image(path, image_size=None, channels=3):
+    """One image file as a uint8 array, resized to `image_size` (H, W) if
+    given. With channels=3 grayscale becomes RGB and alpha is dropped;
+    channels=0 keeps the file's. Raises UnreadableImageError naming the file
+    and the reason."""
+    try:
+        image = tf.io.decode_image(tf.io.read_file(path), channels=channels,
+                                   expand_animations=False)
+    except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError,
+            tf.errors.UnimplementedError) as error:
+        # TensorFlow wraps the decoder's words in op and device names.
+        reason = re.sub(r"\{\{.*?\}\}|\[Op:.*$", "", error.message or "").strip()
+        raise UnreadableImageError(f"{path}: cannot decode the image ({reason})") from None
+    if image_size is not None and tuple(image.shape[:2]) != tuple(image_size):
+        image = tf.image.resize(image, image_size, antialias=True)
+        image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+    return image.numpy()
+
+
+def load_images(paths, image_size, skip_unreadable=False):
     """Decodes image files to a uint8 array (N, H, W, 3) of the model's size.
 
     Grayscale images become RGB; images of another size are resized with
-    bilinear interpolation (antialiased when shrinking).
+    bilinear interpolation (antialiased when shrinking). An unreadable file
+    raises UnreadableImageError naming it; with `skip_unreadable` the readable
+    ones are returned as (images, their paths, [(path, reason), ...]).
     """
-    images = []
-    height, width = image_size
+    images, kept, failures = [], [], []
     for path in paths:
-        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-        if tuple(image.shape[:2]) != (height, width):
-            image = tf.image.resize(image, (height, width), antialias=True)
-            image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
-        images.append(image.numpy())
-    return np.stack(images)
+        try:
+            images.append(read_image(path, image_size))
+            kept.append(path)
+        except UnreadableImageError as error:
+            if not skip_unreadable:
+                raise
+            failures.append((path, str(error)[len(f"{path}: "):]))
+    stacked = (np.stack(images) if images
+               else np.zeros((0, *image_size, 3), np.uint8))
+    return (stacked, kept, failures) if skip_unreadable else stacked
 
 
 def top_k(probabilities, label_names=None, k=5):

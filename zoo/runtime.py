@@ -32,21 +32,22 @@ def enable_fast_cpu_kernels(environ=None, modules=None):
 ALLOCATOR_STATS_ENV = {"TF_CPU_ALLOCATOR_USE_BFC": "true"}
 
 
-def call_isolated(module, function, **kwargs):
+def call_isolated(module, function, env=None, **kwargs):
     """Runs `module.function(**kwargs)` in a fresh Python process with the
     allocator statistics on, and returns its JSON result: for measurements that
-    need TensorFlow set up anew (thread pools, allocator), and for work whose
-    memory should not stay in this process."""
+    need TensorFlow set up anew (thread pools, allocator, oneDNN), and for work
+    whose memory should not stay in this process. `env` adds to the process's
+    environment."""
     import json
     import subprocess
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     code = (f"import json, sys; from {module} import {function} as f; "
             "print('RESULT ' + json.dumps(f(**json.loads(sys.argv[1]))))")
-    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               TF_CPP_MIN_LOG_LEVEL="3", **ALLOCATOR_STATS_ENV)
+    environ = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                   TF_CPP_MIN_LOG_LEVEL="3", **ALLOCATOR_STATS_ENV, **(env or {}))
     proc = subprocess.run([sys.executable, "-c", code, json.dumps(kwargs)], capture_output=True,
-                          text=True, env=env, cwd=root)
+                          text=True, env=environ, cwd=root)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"{module}.{function}({kwargs}) failed:\n{proc.stderr[-3000:]}")

@@ -76,8 +76,8 @@ class Recipe:
     # Cross-entropy against (1 - ε)·one-hot + ε/classes (Szegedy et al. 2016).
     label_smoothing: float = 0.0
     # Decay of an exponential moving average of the weights kept beside them
-    # (None: none); its weights are saved as ema.weights.h5 and validated
-    # each epoch as val_ema_accuracy.
+    # (None: none); its weights are saved as ema.weights.h5 and, on a
+    # held-out validation split, validated each epoch as val_ema_accuracy.
     ema_decay: Optional[float] = None
 
 
@@ -371,8 +371,9 @@ class WeightAverage:
 
 
 class AverageWeights(keras.callbacks.Callback):
-    """Updates a WeightAverage after every step, and validates the averaged
-    weights at the end of each validated epoch as val_ema_accuracy."""
+    """Updates a WeightAverage after every step and, given `eval_ds`,
+    validates the averaged weights at the end of each validated epoch as
+    val_ema_accuracy."""
 
     def __init__(self, average, eval_ds):
         super().__init__()
@@ -383,7 +384,8 @@ class AverageWeights(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         # stop_training here means the epoch was cut short (time or divergence).
-        if logs is None or "val_accuracy" not in logs or self.model.stop_training:
+        if (self.eval_ds is None or logs is None or "val_accuracy" not in logs
+                or self.model.stop_training):
             return
         self.average.swap()
         try:
@@ -981,7 +983,10 @@ def _train(config, callbacks, stop_at=None, checkpoint_seconds=None, on_checkpoi
                          best_path, progress, config.batch_size, chief)
     tensorboard = keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard"))
     eval_ds = zdata.eval_dataset(test_split, config.batch_size)
-    averaging = [] if average is None else [AverageWeights(average, eval_ds)]
+    # The average is validated each epoch only on held-out training images:
+    # on the test split it would only tempt a choice there, and costs time.
+    averaging = [] if average is None else [
+        AverageWeights(average, eval_ds if config.holdout else None)]
 
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         _prebuild_for_multi_worker(model, strategy, train_split, config)
