@@ -133,6 +133,8 @@ def test_benchmark_report_computes_the_goals_from_the_rows():
     assert "| 2 | float32 | 110 | 90 |" in text and "float32 1.10×" in text
     assert "| Conv2DBackpropFilter | 250 | 33.1% |" in text
     assert "| 1 | 0 | 36 |" in text and "| 1 | 1 | 59 |" in text
+    assert "| ResNet-32 training img/s, zoo / PyTorch eager (float32) | 1.10× | ≥ 1.0× | yes |" in text
+    assert "| training img/s, best engine (mixed_bfloat16) | 310 | ≥ 300 | yes |" in text
     assert "| hamiltonian-1202-cifar10 | reversible | 32 | 135.2 | 1.10 | 3072 | 1.0 | 1.00 |" in text
     assert "**no**" in text
     # The ceiling: matmul rate / (3 forward passes autodiff, 4 reversible).

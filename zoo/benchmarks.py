@@ -669,7 +669,7 @@ def markdown(results, command, plots, json_path=os.path.join(_ROOT, "docs", "ben
         "| --- | --- | --- | --- |",
     ]
     for name, value, target, met in goals(results):
-        shown = f"{value:.0f}" if "img/s" in name else f"{value:.2f}×"
+        shown = f"{value:.2f}×" if "×" in target else f"{value:.0f}"
         lines.append(f"| {name} | {shown} | {target} | {'yes' if met else '**no**'} |")
     lines += [
         "",
