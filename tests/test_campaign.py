@@ -347,3 +347,13 @@ def test_label_smoothing_loss_matches_its_definition():
     np.testing.assert_allclose(loss, expected, rtol=1e-6)
     plain = training.SmoothedSparseCrossentropy(0.0, reduction=None)(labels, probs).numpy()
     np.testing.assert_allclose(plain, [-np.log(0.7), -np.log(0.8)], rtol=1e-6)
+
+
+def test_a_diverging_run_is_recorded_as_failed_and_the_next_one_starts(tmp_path, data_dir):
+    bad = _pilot(epochs=1, learning_rate=1e30)
+    good = {**_pilot(epochs=1), "name": "pilot-next"}
+    runner = _campaign(tmp_path, _plan(tmp_path, [bad, good]), data_dir)
+    assert runner.run(60, lower_priority=False, min_minutes=0) == ["pilot-next"]
+    failed = runner.ledger()["finished"]["pilot-r"]
+    assert "training loss became nan" in failed["failed"].lower()
+    assert [r["state"] for r in runner.status()] == ["failed", "finished"]

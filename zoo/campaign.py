@@ -292,7 +292,10 @@ class Campaign:
     # Training ----------------------------------------------------------------
     def run(self, minutes, verbose=2, min_minutes=2.0, lower_priority=True):
         """Trains the plan's runs in order for `minutes`; returns the names of
-        the runs finished in this call."""
+        the runs finished in this call. A run whose loss stops being finite is
+        recorded as failed in the ledger and the next one starts."""
+        from zoo import training
+
         if lower_priority:
             try:
                 os.nice(19 - os.nice(0))
@@ -313,7 +316,16 @@ class Campaign:
                     self.log(f"Less than {min_minutes:g} minutes left: stopping before "
                              f"{run.name}.")
                     break
-                if self.train_run(run, verbose):
+                try:
+                    done = self.train_run(run, verbose)
+                except training.TrainingDiverged as error:
+                    # Recorded and passed over, so that one bad run does not
+                    # stop the plan; its snapshot stays for whoever looks.
+                    self.log(f"{run.name}: FAILED: {error}")
+                    self._record_finished(run, {"finished": now_iso(), "kind": run.kind,
+                                                "failed": str(error)})
+                    continue
+                if done:
                     finished.append(run.name)
                 else:
                     break
@@ -457,7 +469,8 @@ class Campaign:
                    "eta_hours": None, "target_top1": run.target_top1}
             if run.name in ledger:
                 done = ledger[run.name]
-                row.update(state="finished", epochs_done=done.get("epochs"),
+                row.update(state="failed" if "failed" in done else "finished",
+                           epochs_done=done.get("epochs"),
                            val_top1=done.get("top1", done.get("holdout_top1")))
                 rows.append(row)
                 continue
