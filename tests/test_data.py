@@ -151,3 +151,30 @@ def test_an_unreadable_image_in_a_folder_is_named_or_skipped_when_asked(tmp_path
         data.load(str(tmp_path), "train")
     split = data.load(str(tmp_path), "train", skip_unreadable=True)
     assert len(split) == 4 and list(split.labels) == [0, 0, 1, 1]
+
+
+def test_an_ordinary_folder_of_mixed_images_loads_as_one_rgb_size(tmp_path):
+    def png(path, image):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(tf.io.encode_png(image).numpy())
+
+    png(tmp_path / "cat" / "a.png", np.full((8, 8, 3), 10, np.uint8))
+    png(tmp_path / "cat" / "b.png", np.full((8, 8, 3), 20, np.uint8))
+    png(tmp_path / "cat" / "nested" / "c.png", np.full((16, 12, 3), 30, np.uint8))  # bigger
+    png(tmp_path / "dog" / "gray.png", np.full((8, 8, 1), 40, np.uint8))
+    png(tmp_path / "dog" / "rgba.png", np.full((8, 8, 4), 50, np.uint8))
+    (tmp_path / "dog" / "notes.txt").write_text("not an image")
+    (tmp_path / "dog" / "scan.tif").write_bytes(b"II*\x00")
+    split = data.load(str(tmp_path), "train")
+    assert split.images.shape == (5, 8, 8, 3) and list(split.labels) == [0, 0, 0, 1, 1]
+    np.testing.assert_array_equal(split.images[2], 30)  # resized, values kept
+    np.testing.assert_array_equal(split.images[3], 40)  # gray repeated to RGB
+    np.testing.assert_array_equal(split.images[4], 50)  # alpha dropped
+
+
+def test_a_grayscale_folder_stays_grayscale(tmp_path):
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        (tmp_path / cls / "x.png").write_bytes(
+            tf.io.encode_png(np.full((6, 6, 1), 7, np.uint8)).numpy())
+    assert data.load(str(tmp_path), "train").images.shape == (2, 6, 6, 1)

@@ -159,31 +159,63 @@ def _load_folder(path, split, name, skip_unreadable=False):
     classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
     if not classes:
         raise DataNotFoundError(f"{root} has no class sub-folders (expected {root}/<class>/*.png).")
-    images, labels, unreadable = [], [], []
+    images, labels, unreadable, other = [], [], [], []
     for index, cls in enumerate(classes):
-        folder = os.path.join(root, cls)
-        for filename in sorted(os.listdir(folder)):
-            if filename.lower().endswith(IMAGE_EXTENSIONS):
-                file = os.path.join(folder, filename)
-                try:
-                    images.append(read_image(file, channels=0))
-                except UnreadableImageError:
-                    if not skip_unreadable:
-                        raise
-                    unreadable.append(file)
-                    continue
-                labels.append(index)
+        for file in _files_below(os.path.join(root, cls)):
+            if not file.lower().endswith(IMAGE_EXTENSIONS):
+                other.append(file)
+                continue
+            try:
+                images.append(read_image(file, channels=0))
+            except UnreadableImageError:
+                if not skip_unreadable:
+                    raise
+                unreadable.append(file)
+                continue
+            labels.append(index)
     if unreadable:
         tf.get_logger().warning("Skipped %d unreadable images under %s, e.g. %s.",
                                 len(unreadable), root, unreadable[0])
+    if other:
+        tf.get_logger().warning(
+            "Skipped %d files under %s that are not images the decoder reads (%s), e.g. %s.",
+            len(other), root, ", ".join(IMAGE_EXTENSIONS), other[0])
     if not images:
         raise DataNotFoundError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) under {root}.")
-    shapes = {im.shape for im in images}
-    if len(shapes) > 1:
-        raise ValueError(
-            f"Images under {root} have different shapes {sorted(shapes)[:3]}...; "
-            "resize them to one size first.")
-    return Split(np.stack(images), np.array(labels), classes, name, split, root)
+    return Split(_common_shape(images, root), np.array(labels), classes, name, split, root)
+
+
+def _files_below(folder):
+    """Every file under `folder`, sub-folders included, in a fixed order."""
+    found = []
+    for directory, subdirectories, files in os.walk(folder):
+        subdirectories.sort()
+        found.extend(os.path.join(directory, f) for f in sorted(files))
+    return found
+
+
+def _common_shape(images, root):
+    """The images as one uint8 array: alpha dropped, grayscale repeated to RGB
+    where any image has colour, and every image resized (bilinear,
+    antialiased) to the most common height and width."""
+    colour = any(im.shape[-1] >= 3 for im in images)
+    sizes = [im.shape[:2] for im in images]
+    size = max(set(sizes), key=lambda hw: (sizes.count(hw), hw))
+    converted, resized = [], 0
+    for image in images:
+        if image.shape[-1] in (2, 4):
+            image = image[..., :-1]
+        if colour and image.shape[-1] == 1:
+            image = np.repeat(image, 3, axis=-1)
+        if image.shape[:2] != size:
+            image = tf.image.resize(image, size, antialias=True)
+            image = np.clip(np.rint(image.numpy()), 0, 255).astype(np.uint8)
+            resized += 1
+        converted.append(image)
+    if resized:
+        tf.get_logger().warning("Resized %d of %d images under %s to the most common size "
+                                "%dx%d.", resized, len(images), root, size[0], size[1])
+    return np.stack(converted)
 
 
 def _load_tfds(name, split, data_dir):

@@ -6,23 +6,29 @@ import re
 import numpy as np
 import tensorflow as tf
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+# What tf.io.decode_image reads (it has no TIFF decoder).
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
 
 def image_paths(paths):
     """Expands files and directories into a sorted list of image files."""
-    found = []
+    found, skipped = [], []
     for path in paths:
         path = os.fspath(path)
         if os.path.isdir(path):
-            found.extend(
-                os.path.join(path, f) for f in sorted(os.listdir(path))
-                if f.lower().endswith(IMAGE_EXTENSIONS)
-            )
+            for f in sorted(os.listdir(path)):
+                if f.lower().endswith(IMAGE_EXTENSIONS):
+                    found.append(os.path.join(path, f))
+                elif os.path.isfile(os.path.join(path, f)):
+                    skipped.append(os.path.join(path, f))
         elif os.path.isfile(path):
             found.append(path)
         else:
             raise FileNotFoundError(f"No image file or directory at {path!r}.")
+    if skipped:
+        tf.get_logger().warning(
+            "Skipped %d files that are not images the decoder reads (%s), e.g. %s.",
+            len(skipped), ", ".join(IMAGE_EXTENSIONS), skipped[0])
     if not found:
         raise FileNotFoundError(f"No images ({', '.join(IMAGE_EXTENSIONS)}) found in {paths!r}.")
     return found
