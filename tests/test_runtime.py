@@ -48,3 +48,52 @@ def test_precision_follows_the_machine(monkeypatch):
     # An explicit choice wins over the machine.
     assert training.TrainConfig(model="resnet-32-cifar10", output_dir="x", recipe="campaign",
                                 mixed_precision=False).resolved().mixed_precision is False
+
+
+def _tool(name, *args):
+    environ = dict(os.environ, PYTHONPATH=REPO_ROOT)
+    environ.pop("ZOO_QUIET", None)
+    return subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tools", name), *args],
+                          capture_output=True, text=True, env=environ, cwd=REPO_ROOT,
+                          timeout=300)
+
+
+def _native_log_lines(stderr):
+    return [line for line in stderr.splitlines() if line[:5] in ("I0000", "W0000", "E0000")]
+
+
+def test_user_errors_are_one_line_with_status_2_and_tensorflow_starts_quietly(tmp_path):
+    proc = _tool("predict.py", str(tmp_path / "missing"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"predict.py: error: No image file or directory at {str(tmp_path / 'missing')!r}."]
+    proc = _tool("evaluate.py", "--model", "hamiltonian-74-cifar10", "--dataset",
+                 str(tmp_path / "nothing.npz"), "--output_dir", str(tmp_path))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("evaluate.py: error: No dataset file")
+    assert not _native_log_lines(proc.stderr)
+
+
+def test_a_start_up_failure_still_shows_what_tensorflow_said():
+    from zoo import runtime
+
+    read, write = os.pipe()
+    saved = os.dup(2)
+    os.dup2(write, 2)
+    try:
+        try:
+            with runtime.quiet_native_stderr():
+                os.write(2, b"native start-up line\n")
+                raise RuntimeError("start-up failed")
+        except RuntimeError:
+            pass
+        with runtime.quiet_native_stderr():
+            os.write(2, b"hidden line\n")
+        sys.stderr.flush()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(write)
+    written = os.read(read, 4096).decode()
+    os.close(read)
+    assert "native start-up line" in written and "hidden line" not in written

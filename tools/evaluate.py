@@ -17,9 +17,15 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+# TensorFlow's start-up messages stay hidden unless --verbose (zoo.runtime).
+os.environ.setdefault("ZOO_QUIET", "0" if "--verbose" in sys.argv else "1")
+
+from zoo import runtime  # noqa: E402
+
 from absl import app, flags  # noqa: E402
 
 FLAGS = flags.FLAGS
+flags.DEFINE_bool("verbose", False, "Show TensorFlow's start-up messages.")
 flags.DEFINE_string("model", None, "Model name, e.g. hamiltonian-74-cifar10.")
 flags.DEFINE_string("finetuned", None, "A tools/finetune.py output directory: evaluate the "
                     "fine-tuned model its card describes on --dataset (instead of --model).")
@@ -67,18 +73,17 @@ def main(argv):
             f"{FLAGS.model} has no pretrained checkpoint (zoo.list_models(pretrained=True)); "
             "give --weights, or --random_weights to evaluate an untrained network.")
 
-    try:
-        split = data.load(dataset, FLAGS.split, data_dir=FLAGS.data_dir)
-        if pretrained:
-            model = zoo.load(FLAGS.model)
-            weights = zoo.info(FLAGS.model)["weights"]["file"]
-        else:
-            model = zoo.build(FLAGS.model, weights=FLAGS.weights)
-            weights = os.path.abspath(FLAGS.weights) if FLAGS.weights else None
-        report = evaluation.evaluate(model, split, batch_size=FLAGS.batch_size,
-                                     limit=FLAGS.limit, flip_tta=FLAGS.flip_tta)
-    except (data.DataNotFoundError, evaluation.EvaluationError) as error:
-        sys.exit(f"evaluate.py: error: {error}")
+    # A missing dataset or data that does not fit the model is a user error:
+    # runtime.run_tool prints it on one line and exits with status 2.
+    split = data.load(dataset, FLAGS.split, data_dir=FLAGS.data_dir)
+    if pretrained:
+        model = zoo.load(FLAGS.model)
+        weights = zoo.info(FLAGS.model)["weights"]["file"]
+    else:
+        model = zoo.build(FLAGS.model, weights=FLAGS.weights)
+        weights = os.path.abspath(FLAGS.weights) if FLAGS.weights else None
+    report = evaluation.evaluate(model, split, batch_size=FLAGS.batch_size,
+                                 limit=FLAGS.limit, flip_tta=FLAGS.flip_tta)
     report = {"model": FLAGS.model, "weights": weights,
               **{k: v for k, v in report.items() if k != "model"}}
     paths = evaluation.save_report(
@@ -93,16 +98,13 @@ def _evaluate_finetuned():
 
     if not FLAGS.dataset:
         raise app.UsageError("--finetuned needs --dataset: the data to evaluate it on.")
-    try:
-        model = finetune.load_finetuned(FLAGS.finetuned)
-        card = finetune.read_card(FLAGS.finetuned)
-        split = data.load(FLAGS.dataset, FLAGS.split, data_dir=FLAGS.data_dir)
-        # Converted as fine-tuning converted its data (channels, size).
-        split, _ = finetune.prepare_split(split, card["input"]["shape"])
-        report = evaluation.evaluate(model, split, batch_size=FLAGS.batch_size,
-                                     limit=FLAGS.limit, flip_tta=FLAGS.flip_tta)
-    except (FileNotFoundError, ValueError) as error:
-        sys.exit(f"evaluate.py: error: {error}")
+    model = finetune.load_finetuned(FLAGS.finetuned)
+    card = finetune.read_card(FLAGS.finetuned)
+    split = data.load(FLAGS.dataset, FLAGS.split, data_dir=FLAGS.data_dir)
+    # Converted as fine-tuning converted its data (channels, size).
+    split, _ = finetune.prepare_split(split, card["input"]["shape"])
+    report = evaluation.evaluate(model, split, batch_size=FLAGS.batch_size,
+                                 limit=FLAGS.limit, flip_tta=FLAGS.flip_tta)
     name = card.get("name") or os.path.basename(os.path.normpath(FLAGS.finetuned))
     report = {**report, "model": name, "weights": os.path.abspath(
         os.path.join(FLAGS.finetuned, card["weights"]["file"]))}
@@ -125,4 +127,4 @@ def _print(name, split, report, paths, note=""):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(lambda argv: runtime.run_tool("evaluate.py", main, argv))

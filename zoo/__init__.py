@@ -13,9 +13,17 @@ from zoo import runtime
 # Before anything imports TensorFlow: its fast CPU kernels (zoo.runtime).
 runtime.enable_fast_cpu_kernels()
 
-from zoo import layers, models, regularizers  # noqa: E402
-from zoo.pretrained import info, load  # noqa: E402
-from zoo.registry import build, list_models  # noqa: E402
+# The tools ask for TensorFlow's start-up messages to be hidden (zoo.runtime);
+# they are written back if the start-up fails.
+with runtime.quiet_native_stderr(enabled=runtime.quiet_requested()):
+    from zoo import layers, models, regularizers  # noqa: E402
+    from zoo.pretrained import info, load  # noqa: E402
+    from zoo.registry import build, list_models  # noqa: E402
+
+    if runtime.quiet_requested():
+        import tensorflow as _tf
+
+        _tf.config.list_physical_devices()  # where CUDA probing prints its complaint
 
 __version__ = "0.1.0"
 

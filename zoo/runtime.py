@@ -52,3 +52,71 @@ def call_isolated(module, function, env=None, **kwargs):
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"{module}.{function}({kwargs}) failed:\n{proc.stderr[-3000:]}")
     return json.loads(lines[-1][len("RESULT "):])
+
+
+class UserError(Exception):
+    """A mistake in what the user asked for (as opposed to a bug): the tools
+    print its message on one line and exit with status 2."""
+
+
+def user_error_types():
+    """The exceptions the tools report as user errors: missing files and
+    data, unreadable images, bad data for evaluation or fine-tuning, a bad
+    campaign plan, a file that would be overwritten."""
+    from zoo import campaign, data, evaluation, finetune, inference, pretrained
+
+    return (UserError, FileNotFoundError, FileExistsError, data.DataNotFoundError,
+            inference.UnreadableImageError, evaluation.EvaluationError,
+            finetune.FinetuneError, campaign.PlanError, pretrained.ChecksumError)
+
+
+QUIET_ENV = "ZOO_QUIET"
+
+
+def quiet_requested(environ=None):
+    """Whether TensorFlow's start-up messages should be hidden: the tools ask
+    for it (ZOO_QUIET=1) unless run with --verbose."""
+    return (os.environ if environ is None else environ).get(QUIET_ENV) == "1"
+
+
+def run_tool(name, main, argv):
+    """Runs a tool's `main(argv)`, printing a user error as one line
+    "<name>: error: ..." with exit status 2 instead of a traceback."""
+    try:
+        return main(argv)
+    except user_error_types() as error:
+        message = str(error).strip().strip("'\"") or type(error).__name__
+        print(f"{name}: error: {message}", file=sys.stderr)
+        return 2
+
+
+class quiet_native_stderr:
+    """Sends everything written to file descriptor 2 (native code's logging
+    as well as Python's) to a temporary file while the block runs, and
+    writes it back to stderr if the block raises."""
+
+    def __init__(self, enabled=True):
+        self.enabled = enabled
+
+    def __enter__(self):
+        if not self.enabled:
+            return self
+        import tempfile
+
+        sys.stderr.flush()
+        self.saved = os.dup(2)
+        self.captured = tempfile.TemporaryFile()
+        os.dup2(self.captured.fileno(), 2)
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        if not self.enabled:
+            return False
+        sys.stderr.flush()
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
+        if kind is not None:
+            self.captured.seek(0)
+            os.write(2, self.captured.read())
+        self.captured.close()
+        return False
