@@ -23,7 +23,9 @@ with runtime.quiet_native_stderr(enabled=runtime.quiet_requested()):
     if runtime.quiet_requested():
         import tensorflow as _tf
 
-        _tf.config.list_physical_devices()  # where CUDA probing prints its complaint
+        # CUDA probing prints its complaint when devices are first listed; this
+        # fixes TensorFlow's thread pools, which the tools do not set.
+        _tf.config.list_physical_devices()
 
 __version__ = "0.1.0"
 
