@@ -214,3 +214,44 @@ def test_versions_are_never_overwritten_silently_and_writes_are_atomic(tmp_path,
         export.export_saved_model(model, str(tmp_path), "m", 0, labels)
     with pytest.raises(ValueError, match="label names"):
         export.export_saved_model(model, str(tmp_path), "m", 5, labels[:3])
+
+
+def _predictions(stdout):
+    """{file: [(label, probability), ...]} from predict's output."""
+    found = {}
+    for line in stdout.strip().splitlines():
+        name, shown = line.split(": ", 1)
+        found[name] = [(item.rsplit(" ", 1)[0], float(item.rsplit(" ", 1)[1]))
+                       for item in shown.split(", ")]
+    return found
+
+
+def test_predict_with_the_export_resizes_and_matches_the_keras_model(exported, tmp_path):
+    version = exported / NAME / "3"
+    with open(version / "assets.extra" / "labels.txt") as f:
+        assert f.read().splitlines() == zoo.info(NAME)["labels"]
+    samples = os.path.join(REPO_ROOT, "tools", "samples")
+    for name in sorted(os.listdir(samples))[:4]:
+        image = tf.io.decode_png(open(os.path.join(samples, name), "rb").read())
+        (tmp_path / name).write_bytes(open(os.path.join(samples, name), "rb").read())
+        # A 64×64 copy: the signature rejects that size; predict resizes it first.
+        large = tf.cast(tf.image.resize(image, (64, 64), method="nearest"), tf.uint8)
+        (tmp_path / f"large_{name}").write_bytes(tf.io.encode_png(large).numpy())
+    tool = [sys.executable, "tools/predict.py", "--top", "2"]
+    by_export = subprocess.run([*tool, "--saved_model", str(version), str(tmp_path)],
+                               capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    by_keras = subprocess.run([*tool, "--model", NAME, str(tmp_path)], capture_output=True,
+                              text=True, cwd=REPO_ROOT, timeout=300)
+    assert by_export.returncode == by_keras.returncode == 0, by_export.stderr[-2000:]
+    export_rows, keras_rows = _predictions(by_export.stdout), _predictions(by_keras.stdout)
+    assert sorted(export_rows) == sorted(keras_rows) and len(export_rows) == 8
+    for name, row in export_rows.items():
+        assert [label for label, _ in row] == [label for label, _ in keras_rows[name]], name
+        np.testing.assert_allclose([p for _, p in row], [p for _, p in keras_rows[name]],
+                                   atol=2e-3)
+    proc = subprocess.run([*tool, "--saved_model", str(tmp_path), str(tmp_path)],
+                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"predict.py: error: No SavedModel at '{tmp_path}' (a version directory, e.g. "
+        "exports/hamiltonian-74-cifar10/1)."]

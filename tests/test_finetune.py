@@ -77,7 +77,7 @@ def tool_run(tmp_path_factory):
     out = tmp_path / "out"
     process = _tool("--model", PARENT, "--dataset", path, "--output_dir", out, "--from_scratch",
                     "--head_epochs", 0, "--epochs", 1, "--batch_size", 10,
-                    "--validation_freq", 0, "--verbose", 0)
+                    "--validation_freq", 0, "--progress", 0)
     # And one that must fail: every image of one class.
     one_class = tmp_path / "one_class.npz"
     np.savez(one_class, x_train=x_train, y_train=np.zeros_like(y_train), x_test=x_test,
@@ -179,6 +179,19 @@ def test_card_names_the_parent_and_reports_the_run(run):
     assert all(np.isfinite(r["loss"]) for r in rows)
     assert "val_accuracy" not in rows[0] and rows[1]["val_accuracy"] == pytest.approx(
         card["metrics"]["top1"], abs=1e-6)
+
+
+def test_the_log_gives_the_reports_cross_entropy_and_no_top5_for_three_classes(run):
+    result, _, _ = run
+    last = result.history[-1]
+    # Keras' val_loss adds the weight-decay penalty (model.losses); the
+    # cross-entropy alone is the figure of the report and the card.
+    assert last["val_cross_entropy"] == pytest.approx(result.report["loss"], abs=1e-4)
+    assert last["val_loss"] > last["val_cross_entropy"] + 1e-3
+    # Top-k of 3 classes with k >= 3 is always 100%: neither logged nor carded.
+    assert not any("top" in key for row in result.history for key in row)
+    markdown = open(os.path.join(result.output_dir, "model_card.md")).read()
+    assert "| top-1 accuracy |" in markdown and "| top-3 accuracy |" not in markdown
 
 
 def test_images_are_converted_to_the_parents_input():

@@ -45,7 +45,7 @@ def _common_flags(data, output_dir, epochs=2):
     return ["--model", "hamiltonian-74", "--dataset", data, "--output_dir", str(output_dir),
             "--recipe", "cpu", "--mixed_precision=false", "--batch_size", "50",
             "--epochs", str(epochs), "--learning_rate", "0.05", "--checkpoint_every", "3",
-            "--seed", "3", "--deterministic", "--verbose", "0"]
+            "--seed", "3", "--deterministic", "--progress", "0"]
 
 
 def _weights(output_dir, name="last.weights.h5"):

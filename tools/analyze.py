@@ -13,9 +13,15 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+# TensorFlow's start-up messages stay hidden unless --verbose (zoo.runtime).
+os.environ.setdefault("ZOO_QUIET", "0" if "--verbose" in sys.argv else "1")
+
+from zoo import runtime  # noqa: E402
+
 from absl import app, flags, logging  # noqa: E402
 
 FLAGS = flags.FLAGS
+flags.DEFINE_bool("verbose", False, "Show TensorFlow's start-up messages.")
 flags.DEFINE_string("output_dir", "docs/analysis", "Where to write the report.")
 flags.DEFINE_string("trained", "hamiltonian-74-cifar10",
                     "Pretrained model whose units are analysed too ('' for none).")
@@ -46,4 +52,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(lambda argv: runtime.run_tool("analyze.py", main, argv))

@@ -21,6 +21,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+# TensorFlow's start-up messages stay hidden unless --verbose (zoo.runtime).
+os.environ.setdefault("ZOO_QUIET", "0" if "--verbose" in sys.argv else "1")
+
+from zoo import runtime  # noqa: E402
+
 from absl import app, flags, logging  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -28,7 +33,9 @@ flags.DEFINE_float("minutes", 150, "run: train for this many minutes, then snaps
 flags.DEFINE_string("plan", None, "The plan file (default checkpoints/campaign/plan.json).")
 flags.DEFINE_string("data_dir", None, "Directory with cifar10.npz etc. (default $ZOO_DATA_DIR, "
                     "then ../shared/data).")
-flags.DEFINE_integer("verbose", 2, "Keras verbosity of the training runs.")
+flags.DEFINE_integer("progress", 2, "Keras progress output of the training runs: 0 none, "
+                     "1 a bar, 2 a line per epoch.")
+flags.DEFINE_bool("verbose", False, "Show TensorFlow's start-up messages.")
 
 
 def _data_dir():
@@ -46,23 +53,19 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     from zoo import campaign
 
-    try:
-        plan = campaign.Campaign(plan_path=FLAGS.plan, data_dir=_data_dir(),
-                                 log=lambda text: print(text, flush=True))
-        if argv[1] == "status":
-            rows = plan.status()
-            print(campaign.format_status(rows))
-            print(f"Training left at the measured speeds (runs in progress): "
-                  f"{campaign.expected_finish(rows)} h")
-            return 0
-        finished = plan.run(FLAGS.minutes, verbose=FLAGS.verbose)
-    except campaign.PlanError as error:
-        print(f"ERROR: {error}", file=sys.stderr)
-        return 2
+    plan = campaign.Campaign(plan_path=FLAGS.plan, data_dir=_data_dir(),
+                             log=lambda text: print(text, flush=True))
+    if argv[1] == "status":
+        rows = plan.status()
+        print(campaign.format_status(rows))
+        print(f"Training left at the measured speeds (runs in progress): "
+              f"{campaign.expected_finish(rows)} h")
+        return 0
+    finished = plan.run(FLAGS.minutes, verbose=FLAGS.progress)
     print(f"Finished in this call: {', '.join(finished) or 'none'}.")
     print(campaign.format_status(plan.status()))
     return 0
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(lambda argv: runtime.run_tool("campaign.py", main, argv))

@@ -14,9 +14,15 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+# TensorFlow's start-up messages stay hidden unless --verbose (zoo.runtime).
+os.environ.setdefault("ZOO_QUIET", "0" if "--verbose" in sys.argv else "1")
+
+from zoo import runtime  # noqa: E402
+
 from absl import app, flags, logging  # noqa: E402
 
 FLAGS = flags.FLAGS
+flags.DEFINE_bool("verbose", False, "Show TensorFlow's start-up messages.")
 flags.DEFINE_string("model", "second-order-cifar10", "Model name.")
 flags.DEFINE_string("dataset", None, "Dataset (default: the model name's suffix).")
 flags.DEFINE_string("data_dir", None, "Directory with local dataset files.")
@@ -49,4 +55,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(lambda argv: runtime.run_tool("control_points.py", main, argv))

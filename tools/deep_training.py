@@ -20,9 +20,15 @@ os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+# TensorFlow's start-up messages stay hidden unless --verbose (zoo.runtime).
+os.environ.setdefault("ZOO_QUIET", "0" if "--verbose" in sys.argv else "1")
+
+from zoo import runtime  # noqa: E402
+
 from absl import app, flags, logging  # noqa: E402
 
 FLAGS = flags.FLAGS
+flags.DEFINE_bool("verbose", False, "Show TensorFlow's start-up messages.")
 flags.DEFINE_string("model", "hamiltonian-1202-cifar10", "Model name.")
 flags.DEFINE_string("dataset", None, "Dataset (default: the model name's suffix).")
 flags.DEFINE_string("data_dir", None, "Directory with local dataset files (else $ZOO_DATA_DIR).")
@@ -62,4 +68,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(lambda argv: runtime.run_tool("deep_training.py", main, argv))

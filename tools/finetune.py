@@ -1,90 +1,17 @@
-r"""Fine-tune a pretrained zoo model on another dataset (or train it from scratch).
+"""Fine-tune a pretrained zoo model on another dataset: `zoo finetune` from a checkout.
 
-    python tools/finetune.py --model hamiltonian-74-cifar10 \
-        --dataset ../shared/data/cifar100_partial.npz --output_dir runs/ft-cifar100
-    python tools/finetune.py --model hamiltonian-74-cifar10 \
-        --dataset ../shared/data/cifar100_partial.npz --from_scratch \
-        --output_dir runs/scratch-cifar100
-
-Writes finetuned.weights.h5, model_card.json/.md, metrics per epoch,
-results.json and the test report into --output_dir; reload the model with
-zoo.finetune.load_finetuned(output_dir). The work and the defaults are in
-zoo.finetune; this file only reads flags.
+`python tools/finetune.py --help` lists the flags; the command is zoo.cli.finetune.
 """
 
 import os
-import shlex
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags, logging  # noqa: E402
+# TensorFlow's start-up messages stay hidden unless --verbose (zoo.runtime).
+os.environ.setdefault("ZOO_QUIET", "0" if "--verbose" in sys.argv else "1")
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "Pretrained model name, e.g. hamiltonian-74-cifar10 "
-                    "(zoo.list_models(pretrained=True)).")
-flags.DEFINE_string("dataset", None, "Dataset to fine-tune on: a tensorflow-datasets name, a "
-                    ".npz file (x_train, y_train, x_test, y_test) or an image folder with one "
-                    "sub-folder per class.")
-flags.DEFINE_string("test_dataset", None, "Dataset whose test split is evaluated (default: "
-                    "--dataset's test split, or 10% held out of its training images).")
-flags.DEFINE_string("data_dir", None, "Directory with local dataset files (else $ZOO_DATA_DIR).")
-flags.DEFINE_string("output_dir", None, "Where weights, model card and metrics go.")
-flags.DEFINE_integer("head_epochs", None, "Epochs training only the new classifier "
-                     "(default: zoo.finetune.HEAD_EPOCHS).", lower_bound=0)
-flags.DEFINE_integer("epochs", None, "Epochs training all layers after that (default: "
-                     "zoo.finetune.EPOCHS). From scratch: head_epochs + epochs in all.",
-                     lower_bound=0)
-flags.DEFINE_float("head_learning_rate", None, "Peak learning rate of the classifier-only "
-                   "phase (default: zoo.finetune.HEAD_LEARNING_RATE).")
-flags.DEFINE_float("learning_rate", None, "Peak learning rate when all layers train "
-                   "(default 0.01 fine-tuning, 0.1 from scratch).")
-flags.DEFINE_integer("batch_size", None, "Batch size (default: zoo.finetune.BATCH_SIZE).",
-                     lower_bound=1)
-flags.DEFINE_float("weight_decay", None, "SGD weight decay (default: zoo.finetune.WEIGHT_DECAY).")
-flags.DEFINE_integer("seed", 0, "Seed of the new classifier (or of the whole network from "
-                     "scratch), data order and augmentation.")
-flags.DEFINE_bool("mixed_precision", False, "Train in mixed_bfloat16 (evaluation is float32).")
-flags.DEFINE_bool("from_scratch", False, "Same architecture and classifier from a random "
-                  "initialisation, all layers for head_epochs + epochs epochs: the comparison.")
-flags.DEFINE_bool("reversible", False, "Backpropagate through the units by reconstruction "
-                  "(less memory, slower on CPU).")
-flags.DEFINE_integer("validation_freq", 1, "Evaluate the test split every N epochs for the "
-                     "curves (0: only at the end).", lower_bound=0)
-flags.DEFINE_bool("overwrite", False, "Replace a fine-tuned model already in --output_dir.")
-flags.DEFINE_integer("verbose", 2, "Keras verbosity: 0 silent, 1 progress bar, 2 one line.")
-flags.mark_flags_as_required(["model", "dataset", "output_dir"])
-
-# Flags passed on only when given, so that the library's defaults apply.
-OPTIONAL = ("head_epochs", "epochs", "head_learning_rate", "learning_rate", "batch_size",
-            "weight_decay")
-
-
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    logging.set_verbosity(logging.WARNING)
-    from zoo import data, finetune, pretrained, training
-
-    options = {name: FLAGS[name].value for name in OPTIONAL if FLAGS[name].value is not None}
-    try:
-        result = finetune.finetune(
-            FLAGS.model, FLAGS.dataset, FLAGS.test_dataset, data_dir=FLAGS.data_dir,
-            output_dir=FLAGS.output_dir, seed=FLAGS.seed, mixed_precision=FLAGS.mixed_precision,
-            from_scratch=FLAGS.from_scratch, reversible=FLAGS.reversible,
-            validation_freq=FLAGS.validation_freq, overwrite=FLAGS.overwrite,
-            verbose=FLAGS.verbose, command=shlex.join(["python", *sys.argv]), **options)
-    except (finetune.FinetuneError, data.DataNotFoundError, pretrained.WeightsNotFoundError,
-            pretrained.ChecksumError, training.TrainingDiverged) as error:
-        sys.exit(f"finetune.py: error: {error}")
-    card = result.card
-    metrics = card["metrics"]
-    print(f"{card['name']}: {metrics['split']} top-1 {metrics['top1']:.4f}, "
-          f"top-{metrics['top5_k']} {metrics['top5']:.4f}, loss {metrics['loss']:.4f} "
-          f"({metrics['images']} images; parent {card['parent']['name']} "
-          f"sha256 {card['parent']['weights']['sha256'][:12]}); outputs in {FLAGS.output_dir}")
-    return 0
-
+from zoo import cli  # noqa: E402
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run("finetune", script="tools/finetune.py")

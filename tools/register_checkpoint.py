@@ -26,9 +26,15 @@ os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+# TensorFlow's start-up messages stay hidden unless --verbose (zoo.runtime).
+os.environ.setdefault("ZOO_QUIET", "0" if "--verbose" in sys.argv else "1")
+
+from zoo import runtime  # noqa: E402
+
 from absl import app, flags, logging  # noqa: E402
 
 FLAGS = flags.FLAGS
+flags.DEFINE_bool("verbose", False, "Show TensorFlow's start-up messages.")
 flags.DEFINE_string("name", None, "Model name with dataset suffix, e.g. resnet-32-cifar10.")
 flags.DEFINE_string("run_dir", None, "Output directory of tools/train.py.")
 flags.DEFINE_string("weights", None,
@@ -67,4 +73,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(lambda argv: runtime.run_tool("register_checkpoint.py", main, argv))

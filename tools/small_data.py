@@ -15,9 +15,15 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+# TensorFlow's start-up messages stay hidden unless --verbose (zoo.runtime).
+os.environ.setdefault("ZOO_QUIET", "0" if "--verbose" in sys.argv else "1")
+
+from zoo import runtime  # noqa: E402
+
 from absl import app, flags, logging  # noqa: E402
 
 FLAGS = flags.FLAGS
+flags.DEFINE_bool("verbose", False, "Show TensorFlow's start-up messages.")
 flags.DEFINE_list("models", ["hamiltonian-74", "resnet-32"], "Models to compare.")
 flags.DEFINE_string("dataset", "cifar10", "Dataset.")
 flags.DEFINE_string("data_dir", None, "Directory with local dataset files (else $ZOO_DATA_DIR).")
@@ -71,4 +77,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(lambda argv: runtime.run_tool("small_data.py", main, argv))

@@ -1,92 +1,17 @@
-"""Train a zoo model.
+"""Train a zoo model: `zoo train` from a checkout.
 
-    python tools/train.py --model hamiltonian-74 --dataset cifar10 \
-        --data_dir ../shared/data --recipe cpu --output_dir runs/ham74-cpu
-
-Start the same command again to resume an interrupted run. The work is done
-by zoo.training.train; this file only reads flags.
+`python tools/train.py --help` lists the flags; the command is zoo.cli.train.
 """
 
-import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, flags, logging  # noqa: E402
+# TensorFlow's start-up messages stay hidden unless --verbose (zoo.runtime).
+os.environ.setdefault("ZOO_QUIET", "0" if "--verbose" in sys.argv else "1")
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "Model name, e.g. hamiltonian-74 or hamiltonian-74-cifar10.")
-flags.DEFINE_string("dataset", None, "cifar10, cifar100, stl10, fashion_mnist, any "
-                    "tensorflow-datasets name, a .npz file or an image folder. Default: the "
-                    "model name's dataset suffix.")
-flags.DEFINE_string("data_dir", None, "Directory with local dataset files (else $ZOO_DATA_DIR).")
-flags.DEFINE_string("output_dir", None, "Where checkpoints, logs and weights go.")
-flags.DEFINE_enum("recipe", "paper", ["paper", "paper-stl10", "cpu", "campaign"],
-                  "Training recipe (zoo.training.RECIPES).")
-flags.DEFINE_integer("batch_size", None, "Global batch size (default: the recipe's).")
-flags.DEFINE_integer("epochs", None, "Epochs to train (default: the recipe's).")
-flags.DEFINE_integer("steps", None, "Steps to train; overrides --epochs.")
-flags.DEFINE_float("learning_rate", None, "Peak learning rate (default: the recipe's).")
-flags.DEFINE_float("weight_decay", None, "SGD weight decay λ: adds (λ/2)Σw² (default: recipe).")
-flags.DEFINE_float("smoothness_decay", None, "Weight-smoothness decay, Eq. 22 (default: recipe).")
-flags.DEFINE_bool("mixed_precision", None, "mixed_bfloat16 compute (default: the recipe's).")
-flags.DEFINE_bool("reversible", None, "Backprop by reconstruction (False: plain autodiff); "
-                  "default: the recipe's.")
-flags.DEFINE_float("label_smoothing", None, "Label smoothing ε of the cross-entropy "
-                   "(default: the recipe's).")
-flags.DEFINE_float("ema_decay", None, "Keep an exponential moving average of the weights with "
-                   "this decay, saved as ema.weights.h5 (default: the recipe's).")
-flags.DEFINE_string("warm_start", None, "Start from these weights (a .weights.h5 file or a "
-                    "pretrained name) with a new schedule.")
-flags.DEFINE_integer("holdout", None, "Validate on this many stratified training images, held "
-                     "out of training, instead of the test split.")
-flags.DEFINE_integer("control_points", None, "Weights on their own time grid: at most this many "
-                     "weight sets per unit, linearly interpolated (Onken et al.).")
-flags.DEFINE_string("model_args", None, "Further builder arguments as a JSON object, e.g. "
-                    "'{\"h\": 1.0}' (recorded, and kept by register_checkpoint).")
-flags.DEFINE_integer("seed", 0, "Seed of initialisation, data order and augmentation.")
-flags.DEFINE_float("fraction", 1.0, "Train on this stratified fraction of the training set.")
-flags.DEFINE_integer("limit_train", None, "Use only the first N training examples.")
-flags.DEFINE_integer("limit_eval", None, "Evaluate on only the first N test examples.")
-flags.DEFINE_integer("validation_freq", 1, "Evaluate on the test split every N epochs.")
-flags.DEFINE_integer("checkpoint_every", 500, "Save a resumable checkpoint every N steps.")
-flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"],
-                  "tf.distribute strategy (multi_worker reads TF_CONFIG).")
-flags.DEFINE_bool("deterministic", False, "Enable TensorFlow op determinism.")
-flags.DEFINE_integer("verbose", 1, "Keras verbosity: 0 silent, 1 progress bar, 2 one line.")
-flags.mark_flags_as_required(["model", "output_dir"])
-
-
-def main(argv):
-    del argv
-    # TensorFlow's checkpoint code logs every save at INFO level.
-    logging.set_verbosity(logging.WARNING)
-    from zoo import training
-
-    try:
-        model_args = None if FLAGS.model_args is None else json.loads(FLAGS.model_args)
-    except json.JSONDecodeError as error:
-        print(f"ERROR: --model_args is not JSON: {error}", file=sys.stderr)
-        return 2
-    config = training.TrainConfig(model_args=model_args, **{
-        name: FLAGS[name].value for name in (
-            "model", "output_dir", "dataset", "data_dir", "recipe", "batch_size", "epochs",
-            "steps", "learning_rate", "weight_decay", "smoothness_decay", "mixed_precision",
-            "reversible", "label_smoothing", "ema_decay", "warm_start", "holdout",
-            "control_points", "seed", "fraction", "limit_train", "limit_eval", "validation_freq",
-            "checkpoint_every", "strategy", "deterministic", "verbose")})
-    try:
-        results = training.train(config)
-    except training.TrainingDiverged as error:
-        print(f"ERROR: {error}", file=sys.stderr)
-        return 1
-    test = results["test"]
-    print(f"{results['model']} on {results['dataset']}: test accuracy {test['accuracy']:.4f}, "
-          f"top-5 {test['top5']:.4f}, loss {test['loss']:.4f} ({results['test_examples']} images); "
-          f"outputs in {config.output_dir}")
-    return 0
-
+from zoo import cli  # noqa: E402
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run("train", script="tools/train.py")

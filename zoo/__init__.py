@@ -6,6 +6,7 @@
     model = zoo.load("hamiltonian-74-cifar10")      # pretrained weights
     zoo.list_models(pretrained=True)
     zoo.info("hamiltonian-74-cifar10")              # the checkpoint's manifest entry
+    zoo.predict_images(model, "cat.png", label_names=zoo.info(name)["labels"])
 """
 
 from zoo import runtime
@@ -17,6 +18,7 @@ runtime.enable_fast_cpu_kernels()
 # they are written back if the start-up fails.
 with runtime.quiet_native_stderr(enabled=runtime.quiet_requested()):
     from zoo import layers, models, regularizers  # noqa: E402
+    from zoo.inference import predict_images  # noqa: E402
     from zoo.pretrained import info, load  # noqa: E402
     from zoo.registry import build, list_models  # noqa: E402
 
@@ -29,5 +31,5 @@ with runtime.quiet_native_stderr(enabled=runtime.quiet_requested()):
 
 __version__ = "0.1.0"
 
-__all__ = ["build", "info", "layers", "list_models", "load", "models", "regularizers",
-           "__version__"]
+__all__ = ["build", "info", "layers", "list_models", "load", "models", "predict_images",
+           "regularizers", "__version__"]

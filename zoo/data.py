@@ -167,9 +167,11 @@ def _load_folder(path, split, name, skip_unreadable=False):
                 continue
             try:
                 images.append(read_image(file, channels=0))
-            except UnreadableImageError:
+            except UnreadableImageError as error:
                 if not skip_unreadable:
-                    raise
+                    raise UnreadableImageError(
+                        f"{error} (remove it, or skip unreadable images: --skip_unreadable, "
+                        "skip_unreadable=True)") from None
                 unreadable.append(file)
                 continue
             labels.append(index)

@@ -2,9 +2,10 @@
 
 Layout (what TF Serving watches): `<export_dir>/<name>/<version>/` with
 `saved_model.pb`, `variables/`, and `assets.extra/` holding the model card
-(`model_card.json` in model-card-toolkit fields, `model_card.md`) and the
-warm-up requests TF Serving replays at load (`tf_serving_warmup_requests`, a
-TFRecord of `PredictionLog` protos).
+(`model_card.json` in model-card-toolkit fields, `model_card.md`), the class
+names in output order (`labels.txt`, one per line) and the warm-up requests TF
+Serving replays at load (`tf_serving_warmup_requests`, a TFRecord of
+`PredictionLog` protos).
 
 Signatures (preprocessing is inside the graph, as in the Keras model):
   * `serving_default`: `images` uint8 [None, H, W, 3] at the model's own size;
@@ -37,6 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 WARMUP_FILE = "tf_serving_warmup_requests"
+LABELS_FILE = "labels.txt"
 FEATURE_LAYER = "avg_pool"
 
 
@@ -191,7 +193,8 @@ def export_saved_model(model, export_dir, name, version, label_names, *, top_k=5
     base = os.path.join(export_dir, name)
     final = os.path.join(base, str(version))
     if os.path.exists(final) and not overwrite:
-        raise FileExistsError(f"{final} exists; choose another --version or pass overwrite.")
+        raise FileExistsError(f"{final} exists; choose another version, or replace it "
+                              "(--overwrite, overwrite=True).")
     os.makedirs(base, exist_ok=True)
     module = _serving_module(model, label_names, top_k)
     staging = tempfile.mkdtemp(prefix=f".{version}-incomplete-", dir=base)
@@ -202,6 +205,9 @@ def export_saved_model(model, export_dir, name, version, label_names, *, top_k=5
         extra = os.path.join(staging, "assets.extra")
         os.makedirs(extra, exist_ok=True)
         height, width = model.input_shape[1:3]
+        # The class names in output order, for clients (TF Serving ignores it).
+        with open(os.path.join(extra, LABELS_FILE), "w") as f:
+            f.write("".join(f"{label}\n" for label in label_names))
         with tf.io.TFRecordWriter(os.path.join(extra, WARMUP_FILE)) as writer:
             for log in warmup_requests(name, height, width):
                 writer.write(log.SerializeToString())

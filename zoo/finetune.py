@@ -106,6 +106,8 @@ HEAD_LAYER = "predictions"
 # Images resized per chunk, so that a large dataset never needs its float
 # copy in memory all at once.
 RESIZE_CHUNK = 512
+# Top-k accuracy is reported with this k, for datasets of more classes.
+TOP_K = 5
 
 
 class FinetuneError(ValueError):
@@ -243,7 +245,7 @@ def prepare_split(split, image_shape):
 # --------------------------------------------------------------------------
 # Data
 # --------------------------------------------------------------------------
-def load_splits(train, test, data_dir, seed):
+def load_splits(train, test, data_dir, seed, skip_unreadable=False):
     """(train split, test split) from Splits or dataset names/paths."""
     try:
         if isinstance(train, zdata.Split):
@@ -254,13 +256,14 @@ def load_splits(train, test, data_dir, seed):
             # training's loader holds out part of the training split when the
             # dataset has no test split (e.g. a flat image folder).
             config = training.TrainConfig(model="", output_dir="", dataset=os.fspath(train),
-                                          data_dir=data_dir, seed=seed)
+                                          data_dir=data_dir, seed=seed,
+                                          skip_unreadable=skip_unreadable)
             train_split, test_split = training.load_splits(config)
         else:
-            train_split = zdata.load(train, "train", data_dir)
+            train_split = zdata.load(train, "train", data_dir, skip_unreadable=skip_unreadable)
         if test is not None:
             test_split = test if isinstance(test, zdata.Split) else zdata.load(
-                test, "test", data_dir)
+                test, "test", data_dir, skip_unreadable=skip_unreadable)
     except KeyError as error:  # a .npz without the split's arrays
         raise FinetuneError(error.args[0] if error.args else str(error)) from error
     return train_split, test_split
@@ -348,10 +351,16 @@ def _compile(model, learning_rate, steps, warmup_steps, classes):
     optimizer = keras.optimizers.SGD(
         training.WarmupCosine(learning_rate, steps, warmup_steps),
         momentum=MOMENTUM, nesterov=NESTEROV)
-    model.compile(
-        optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-                 keras.metrics.SparseTopKCategoricalAccuracy(min(5, classes), name="top5")])
+    # Keras' `loss` adds the weight-decay penalties (model.losses) to the
+    # cross-entropy, so the log also shows the cross-entropy alone: the figure
+    # the final report and the card give. Top-5 means nothing with 5 classes
+    # or fewer, so it is logged only above that.
+    metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+               keras.metrics.SparseCategoricalCrossentropy(name="cross_entropy")]
+    if classes > TOP_K:
+        metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(TOP_K, name=f"top{TOP_K}"))
+    model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(),
+                  metrics=metrics)
 
 
 def _run_phase(model, phase, epochs, first_epoch, total_epochs, learning_rate, warmup,
@@ -413,7 +422,7 @@ def finetune(model, train, test=None, *, head_epochs=HEAD_EPOCHS, epochs=EPOCHS,
              weight_decay=WEIGHT_DECAY, smoothness_decay=SMOOTHNESS_DECAY, seed=0,
              mixed_precision=False, from_scratch=False, reversible=False, data_dir=None,
              validation_freq=1, output_dir=None, overwrite=False, callbacks=(), verbose=1,
-             command=None):
+             command=None, skip_unreadable=False):
     """Fine-tunes the pretrained model `model` on a dataset (see the module
     docstring for the phases and the defaults).
 
@@ -444,6 +453,8 @@ def finetune(model, train, test=None, *, head_epochs=HEAD_EPOCHS, epochs=EPOCHS,
       callbacks: extra Keras callbacks, passed to every epoch's `fit`.
       verbose: Keras verbosity.
       command: the command line, recorded in the card.
+      skip_unreadable: leave unreadable files of image folders out (counted
+        in a warning) instead of stopping at the first.
 
     Returns:
       A FinetuneResult (model, report, card, history, output_dir).
@@ -473,7 +484,7 @@ def finetune(model, train, test=None, *, head_epochs=HEAD_EPOCHS, epochs=EPOCHS,
                                 "output directory or overwrite=True.")
     input_shape = tuple(parent["input"]["shape"])
 
-    train_split, test_split = load_splits(train, test, data_dir, seed)
+    train_split, test_split = load_splits(train, test, data_dir, seed, skip_unreadable)
     test_split = _check_classes(train_split, test_split)
     original_shape = train_split.image_shape
     train_split, conversion = prepare_split(train_split, input_shape)
@@ -753,7 +764,7 @@ def render_card(card):
         "",
         "## Quantitative analysis",
         "",
-        *metrics_table(m, top5_k=m["top5_k"]),
+        *metrics_table(m, top5_k=m["top5_k"] if m["top5_k"] < card["head"]["classes"] else None),
         "",
         f"Measured in {m['precision']} on the weights of the last epoch. Per class: {per_class}.",
         "",

@@ -81,15 +81,18 @@ def _minutes(seconds):
 
 
 def metrics_table(metrics, top5_k=5):
-    """Markdown rows (header first) of top-1, top-k and cross-entropy on one split."""
+    """Markdown rows (header first) of top-1, top-k (none where top5_k is
+    None: with 5 classes or fewer it is always 100%) and cross-entropy on one
+    split."""
     where = f"{metrics['split']} | {metrics['images']:,}"
-    return [
+    rows = [
         "| metric | value | split | images |",
         "| --- | --- | --- | --- |",
         f"| top-1 accuracy | {percent(metrics['top1'])} | {where} |",
-        f"| top-{top5_k} accuracy | {percent(metrics['top5'])} | {where} |",
-        f"| cross-entropy | {metrics['loss']:.4f} | {where} |",
     ]
+    if top5_k is not None:
+        rows.append(f"| top-{top5_k} accuracy | {percent(metrics['top5'])} | {where} |")
+    return rows + [f"| cross-entropy | {metrics['loss']:.4f} | {where} |"]
 
 
 def flip_tta_rows(entry):

@@ -63,31 +63,73 @@ def user_error_types():
     """The exceptions the tools report as user errors: missing files and
     data, unreadable images, bad data for evaluation or fine-tuning, a bad
     campaign plan, a file that would be overwritten."""
-    from zoo import campaign, data, evaluation, finetune, inference, pretrained
+    from zoo import campaign, data, evaluation, finetune, inference, pretrained, training
 
     return (UserError, FileNotFoundError, FileExistsError, data.DataNotFoundError,
-            inference.UnreadableImageError, evaluation.EvaluationError,
+            training.ConfigurationError,
+            inference.UnreadableImageError, inference.NotAZooExportError,
+            evaluation.EvaluationError,
             finetune.FinetuneError, campaign.PlanError, pretrained.ChecksumError)
 
 
 QUIET_ENV = "ZOO_QUIET"
 
 
-def quiet_requested(environ=None):
+def quiet_requested(environ=None, argv=None):
     """Whether TensorFlow's start-up messages should be hidden: the tools ask
-    for it (ZOO_QUIET=1) unless run with --verbose."""
-    return (os.environ if environ is None else environ).get(QUIET_ENV) == "1"
+    for it (ZOO_QUIET=1) unless run with --verbose. The `zoo` command (console
+    script or `python -m zoo`) cannot set the variable in time (this package
+    is imported before zoo.cli runs), so it is recognised by its program
+    name; ZOO_QUIET=0 still shows the messages."""
+    environ = os.environ if environ is None else environ
+    argv = sys.argv if argv is None else argv
+    if QUIET_ENV in environ:
+        return environ[QUIET_ENV] == "1"
+    # Python sets argv[0] to "-m" while it imports the package of
+    # `python -m zoo`, and to the script's path for the console script.
+    program = (argv[0] or "") if argv else ""
+    return (program == "-m" or os.path.basename(program) == "zoo") and "--verbose" not in argv
 
 
 def run_tool(name, main, argv):
-    """Runs a tool's `main(argv)`, printing a user error as one line
-    "<name>: error: ..." with exit status 2 instead of a traceback."""
+    """Runs a tool's `main(argv)`, printing a user error (or a usage error,
+    absl's app.UsageError) as one line "<name>: error: ..." with exit status 2
+    instead of a traceback."""
+    from absl import app
+
     try:
         return main(argv)
-    except user_error_types() as error:
-        message = str(error).strip().strip("'\"") or type(error).__name__
-        print(f"{name}: error: {message}", file=sys.stderr)
+    except BrokenPipeError:
+        # The reader went away (`zoo predict ... | head`): stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except app.UsageError as error:
+        print(f"{name}: error: {error} (see {name} --help)", file=sys.stderr)
         return 2
+    except user_error_types() as error:
+        print(f"{name}: error: {user_message(error)}", file=sys.stderr)
+        return 2
+    except work_failure_types() as error:
+        print(f"{name}: error: {error}", file=sys.stderr)
+        return 1
+
+
+def user_message(error):
+    """An exception as the one line a user reads: an OS error says what and
+    which file, without its errno."""
+    if isinstance(error, OSError) and error.filename and error.strerror:
+        return f"{error.strerror}: {error.filename}"
+    if isinstance(error, KeyError) and len(error.args) == 1:  # str() would quote it
+        return str(error.args[0])
+    return str(error).strip() or type(error).__name__
+
+
+def work_failure_types():
+    """The exceptions the tools report in one line with exit status 1: the
+    work failed although the request was sound (a training run diverged)."""
+    from zoo import training
+
+    return (training.TrainingDiverged,)
 
 
 class quiet_native_stderr:

@@ -123,6 +123,8 @@ class TrainConfig:
 
     Fields left as None take the recipe's value. `fraction` trains on a
     stratified fraction of the training split. `checkpoint_every` is in steps.
+    `skip_unreadable` leaves unreadable files of an image folder out (counted
+    in a warning) instead of stopping at the first.
     `model_args` are further builder arguments of the architecture (e.g.
     {"h": 1.0} for another step size); with `control_points` they are recorded
     with the run and go into a registered checkpoint's builder_args, so that
@@ -156,6 +158,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     strategy: str = "default"
     deterministic: bool = False
+    skip_unreadable: bool = False
     verbose: int = 1
 
     def resolved(self):
@@ -788,7 +791,13 @@ def _prebuild_for_multi_worker(model, strategy, train_split, config):
 SEGMENT_FIELDS = frozenset({"verbose", "output_dir", "data_dir", "mixed_precision", "reversible",
                             "strategy", "checkpoint_every"})
 # Fields added since runs were first recorded, with the value an older run had.
-_FIELDS_ADDED = {"label_smoothing": 0.0, "ema_decay": None, "warm_start": None, "holdout": None}
+_FIELDS_ADDED = {"label_smoothing": 0.0, "ema_decay": None, "warm_start": None, "holdout": None,
+                 "skip_unreadable": False}
+
+
+class ConfigurationError(ValueError):
+    """A run cannot start as configured (e.g. its output directory holds
+    another run): a user error."""
 
 
 def _check_resumable(config, output_dir):
@@ -801,7 +810,7 @@ def _check_resumable(config, output_dir):
         diff = {k: (saved.get(k), v) for k, v in saved_fields.items()
                 if k not in SEGMENT_FIELDS and saved.get(k) != v}
         if diff:
-            raise ValueError(
+            raise ConfigurationError(
                 f"{output_dir} holds a run with a different configuration "
                 f"(saved vs now: {diff}). Use another --output_dir or remove it.")
     return saved_fields
@@ -878,9 +887,11 @@ def resolve_weights(warm_start):
 
 def load_splits(config):
     """Training and validation splits as the configuration asks."""
-    train_split = zdata.load(config.dataset, "train", config.data_dir)
+    train_split = zdata.load(config.dataset, "train", config.data_dir,
+                             skip_unreadable=config.skip_unreadable)
     try:
-        test_split = zdata.load(config.dataset, "test", config.data_dir)
+        test_split = zdata.load(config.dataset, "test", config.data_dir,
+                                skip_unreadable=config.skip_unreadable)
     except (zdata.DataNotFoundError, KeyError):
         # No test split (e.g. a flat image folder): validate on a held-out part.
         train_split, test_split = zdata.holdout(train_split, HOLDOUT_FRACTION, config.seed)
@@ -907,12 +918,13 @@ def _train(config, callbacks, stop_at=None, checkpoint_seconds=None, on_checkpoi
     strategy = make_strategy(config.strategy)
     chief = is_chief(strategy)
     output_dir = config.output_dir if chief else tempfile.mkdtemp(prefix="zoo-worker-")
-    os.makedirs(output_dir, exist_ok=True)
     config_fields = _check_resumable(config, output_dir)
+    # The data before the output directory: bad data leaves no directory behind.
+    train_split, test_split = load_splits(config)
+    os.makedirs(output_dir, exist_ok=True)
     if chief:
         atomic_write(os.path.join(output_dir, "config.json"), json.dumps(config_fields, indent=2))
 
-    train_split, test_split = load_splits(config)
     steps_per_epoch = zdata.steps_per_epoch(len(train_split), config.batch_size)
     total_steps = config.steps or config.epochs * steps_per_epoch
     total_epochs = math.ceil(total_steps / steps_per_epoch)
