@@ -68,17 +68,45 @@ def test_pip_install_puts_the_zoo_command_beside_python():
     assert not _native_log_lines(proc.stderr), proc.stderr
 
 
-@pytest.mark.parametrize("command", sorted(cli.COMMANDS))
-def test_every_command_has_help_with_runnable_examples(command):
-    proc = _zoo(command, "--help")
+# Renders every command's --help in one process (each subprocess starts
+# TensorFlow anew); the flags of one command are removed before the next.
+HELP_SCRIPT = """
+import json, sys
+from absl import flags
+from zoo import cli
+texts = {}
+for command in cli.COMMANDS:
+    module = __import__(f"zoo.cli.{command}", fromlist=["define_flags"])
+    module.define_flags()
+    texts[command] = cli.command_usage(command, f"zoo {command}")
+    for name in list(flags.FLAGS):
+        if flags.FLAGS.find_module_defining_flag(name) == module.__name__:
+            delattr(flags.FLAGS, name)
+print(json.dumps(texts))
+"""
+
+
+def test_every_command_has_help_with_runnable_examples():
+    proc = subprocess.run([sys.executable, "-c", HELP_SCRIPT], capture_output=True, text=True,
+                          cwd=REPO_ROOT, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=REPO_ROOT, ZOO_QUIET="1"))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    examples = [line.strip() for line in proc.stdout.splitlines()
-                if line.startswith(f"    zoo {command}")]
-    assert examples, proc.stdout
-    for line in examples:
-        assert "  " not in line, f"a run of spaces in {line!r}"
-        assert "{prog}" not in line
-    assert "flags:" in proc.stdout and "verbose: Show TensorFlow" in proc.stdout
+    texts = json.loads(proc.stdout)
+    assert sorted(texts) == sorted(cli.COMMANDS)
+    for command, text in texts.items():
+        examples = [line.strip() for line in text.splitlines()
+                    if line.startswith(f"    zoo {command}")]
+        assert examples, command
+        for line in examples:
+            assert "  " not in line, f"a run of spaces in {line!r}"
+            assert "{prog}" not in line
+        assert "flags:" in text and "verbose: Show TensorFlow" in text, command
+    # The real path: `--help` of one command and of one tool.
+    proc = _zoo("predict", "--help")
+    assert proc.returncode == 0 and proc.stdout == texts["predict"]
+    proc = _tool("train.py", "--help")
+    assert proc.returncode == 0
+    assert proc.stdout == texts["train"].replace("zoo train", "python tools/train.py")
 
 
 @pytest.mark.parametrize("command", ["predict", "evaluate", "train", "finetune", "export"])

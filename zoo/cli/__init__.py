@@ -38,6 +38,31 @@ COMMANDS = {
 HELP_FLAGS = ("-h", "--help", "-help", "--helpshort", "-?")
 
 
+# Flags several commands share, defined once. `module` is the command's
+# module name, under which --help lists them.
+def define_verbose_flag(module):
+    from absl import flags
+
+    flags.DEFINE_bool("verbose", False, "Show TensorFlow's start-up messages.",
+                      module_name=module)
+
+
+def define_progress_flag(module, default):
+    from absl import flags
+
+    flags.DEFINE_integer("progress", default, "Keras progress output: 0 none, 1 a progress "
+                         "bar, 2 one line per epoch.", lower_bound=0, upper_bound=2,
+                         module_name=module)
+
+
+def define_skip_unreadable_flag(module):
+    from absl import flags
+
+    flags.DEFINE_bool("skip_unreadable", False, "Leave unreadable images of an image folder "
+                      "out (counted in a warning) instead of stopping at the first.",
+                      module_name=module)
+
+
 def usage():
     """`zoo --help`: the commands and where to read more."""
     width = max(len(name) for name in COMMANDS)

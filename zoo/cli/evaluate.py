@@ -15,11 +15,13 @@ import os
 
 from absl import app, flags
 
+from zoo import cli  # noqa: E402  (the package, for its shared flags)
+
 FLAGS = flags.FLAGS
 
 
 def define_flags():
-    flags.DEFINE_bool("verbose", False, "Show TensorFlow's start-up messages.")
+    cli.define_verbose_flag(__name__)
     flags.DEFINE_string("model", None, "Model name, e.g. hamiltonian-74-cifar10.")
     flags.DEFINE_string("finetuned", None, "A fine-tuning output directory: evaluate the "
                         "fine-tuned model its card describes on --dataset (instead of --model).")
@@ -37,8 +39,7 @@ def define_flags():
                       "weights) instead of the pretrained one.")
     flags.DEFINE_bool("flip_tta", True, "Also report top-1 with flip test-time augmentation "
                       "(a second, labelled figure; doubles the time).")
-    flags.DEFINE_bool("skip_unreadable", False, "Leave unreadable images of an image folder "
-                      "out (counted in a warning) instead of stopping at the first.")
+    cli.define_skip_unreadable_flag(__name__)
 
 
 def main(argv):

@@ -13,11 +13,13 @@ import os
 
 from absl import app, flags, logging
 
+from zoo import cli  # noqa: E402  (the package, for its shared flags)
+
 FLAGS = flags.FLAGS
 
 
 def define_flags():
-    flags.DEFINE_bool("verbose", False, "Show TensorFlow's start-up messages.")
+    cli.define_verbose_flag(__name__)
     flags.DEFINE_multi_string("model", [], "Pretrained model name(s) to export (zoo.load).")
     flags.DEFINE_string("export_dir", "exports",
                         "Base directory: <export_dir>/<model>/<version>/.")

@@ -18,6 +18,8 @@ import sys
 
 from absl import app, flags, logging
 
+from zoo import cli  # noqa: E402  (the package, for its shared flags)
+
 FLAGS = flags.FLAGS
 
 # Flags passed on only when given, so that the library's defaults apply.
@@ -26,9 +28,8 @@ OPTIONAL = ("head_epochs", "epochs", "head_learning_rate", "learning_rate", "bat
 
 
 def define_flags():
-    flags.DEFINE_bool("verbose", False, "Show TensorFlow's start-up messages.")
-    flags.DEFINE_integer("progress", 2, "Keras progress output: 0 none, 1 a progress bar, "
-                         "2 one line per epoch.", lower_bound=0, upper_bound=2)
+    cli.define_verbose_flag(__name__)
+    cli.define_progress_flag(__name__, 2)
     flags.DEFINE_string("model", None, "Pretrained model name, e.g. hamiltonian-74-cifar10 "
                         "(zoo list --pretrained).")
     flags.DEFINE_string("dataset", None, "Dataset to fine-tune on: a tensorflow-datasets "
@@ -66,8 +67,7 @@ def define_flags():
                          "the curves (0: only at the end).", lower_bound=0)
     flags.DEFINE_bool("overwrite", False,
                       "Replace a fine-tuned model already in --output_dir.")
-    flags.DEFINE_bool("skip_unreadable", False, "Leave unreadable images of an image folder "
-                      "out (counted in a warning) instead of stopping at the first.")
+    cli.define_skip_unreadable_flag(__name__)
 
 
 def main(argv):

@@ -13,11 +13,13 @@ import json
 
 from absl import app, flags
 
+from zoo import cli  # noqa: E402  (the package, for its shared flags)
+
 FLAGS = flags.FLAGS
 
 
 def define_flags():
-    flags.DEFINE_bool("verbose", False, "Show TensorFlow's start-up messages.")
+    cli.define_verbose_flag(__name__)
     flags.DEFINE_bool("json", False, "Print the whole manifest entry as JSON.")
 
 
@@ -35,6 +37,10 @@ def describe_checkpoint(entry):
                      f"{100 * entry['flip_tta']['top1']:.2f}%")
     if entry.get("paper"):
         lines.append(f"  paper: {entry['paper']['top1']:.2f}% ({entry['paper']['source']})")
+    if entry.get("robustness"):
+        from zoo import robustness
+
+        lines.append(f"  robustness: {robustness.summary(entry['robustness'])}")
     lines += [
         f"  parameters {entry['parameters']['total']:,}",
         f"  input {entry['input']['shape']} {entry['input']['dtype']} in "

@@ -14,11 +14,13 @@ import json
 
 from absl import app, flags
 
+from zoo import cli  # noqa: E402  (the package, for its shared flags)
+
 FLAGS = flags.FLAGS
 
 
 def define_flags():
-    flags.DEFINE_bool("verbose", False, "Show TensorFlow's start-up messages.")
+    cli.define_verbose_flag(__name__)
     flags.DEFINE_bool("pretrained", False, "List the pretrained checkpoints instead.")
     flags.DEFINE_bool("json", False, "Print JSON instead of a table.")
 

@@ -19,11 +19,13 @@ import sys
 
 from absl import flags, logging
 
+from zoo import cli  # noqa: E402  (the package, for its shared flags)
+
 FLAGS = flags.FLAGS
 
 
 def define_flags():
-    flags.DEFINE_bool("verbose", False, "Show TensorFlow's start-up messages.")
+    cli.define_verbose_flag(__name__)
     flags.DEFINE_string("model", "hamiltonian-74-cifar10", "Model name with dataset suffix.")
     flags.DEFINE_string("weights", None,
                         "Keras weights file (.weights.h5) to load; default: the pretrained "

@@ -12,6 +12,8 @@ import json
 
 from absl import app, flags, logging
 
+from zoo import cli  # noqa: E402  (the package, for its shared flags)
+
 FLAGS = flags.FLAGS
 
 # TrainConfig fields that are flags of the same name.
@@ -26,9 +28,8 @@ CONFIG_FLAGS = (
 def define_flags():
     from zoo.training import RECIPES
 
-    flags.DEFINE_bool("verbose", False, "Show TensorFlow's start-up messages.")
-    flags.DEFINE_integer("progress", 1, "Keras progress output: 0 none, 1 a progress bar, "
-                         "2 one line per epoch.", lower_bound=0, upper_bound=2)
+    cli.define_verbose_flag(__name__)
+    cli.define_progress_flag(__name__, 1)
     flags.DEFINE_string("model", None, "Model name, e.g. hamiltonian-74 or "
                         "hamiltonian-74-cifar10.")
     flags.DEFINE_string("dataset", None, "cifar10, cifar100, stl10, fashion_mnist, any "
@@ -73,8 +74,7 @@ def define_flags():
     flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"],
                       "tf.distribute strategy (multi_worker reads TF_CONFIG).")
     flags.DEFINE_bool("deterministic", False, "Enable TensorFlow op determinism.")
-    flags.DEFINE_bool("skip_unreadable", False, "Leave unreadable images of an image folder "
-                      "out (counted in a warning) instead of stopping at the first.")
+    cli.define_skip_unreadable_flag(__name__)
 
 
 def unexpected_arguments(argv):
