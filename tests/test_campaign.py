@@ -308,6 +308,9 @@ def test_a_finished_run_is_registered_replacing_the_old_checkpoint(tmp_path, dat
     assert not (checkpoints / old).exists()
     assert entry["supersedes"]["file"] == old and entry["supersedes"]["top1"] == 0.8689
     assert entry["metrics"]["images"] == 100
+    # Robustness is measured at registration, here on the whole 100-image split.
+    assert entry["robustness"]["protocol"]["images"] == 100
+    assert entry["robustness"]["checks"]["images"] == 100
     history = entry["training"]["history"]
     assert history["warm_start"]["file"] == old
     assert history["segments"][0]["to_step"] == 4 and history["epochs_total"] == 1

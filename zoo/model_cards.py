@@ -219,6 +219,7 @@ def render_card(entry):
     if memory_text:
         lines += [f"Memory per training step (batch {memory['batch']}; "
                   f"{memory['what']}): {memory_text}.", ""]
+    lines += robustness_lines(entry)
     lines += [
         f"Difference from the paper: {_difference_from_paper(entry)}",
         "",
@@ -234,6 +235,41 @@ def render_card(entry):
         lines.append(f"- **Trade-offs**: {tradeoff(entry)}")
     lines += [f"- **Ethical considerations**: {ETHICS}", ""]
     return "\n".join(lines)
+
+
+def robustness_lines(entry):
+    """The card's robustness paragraph and table (zoo.robustness), where measured."""
+    record = entry.get("robustness")
+    if not record:
+        return []
+    protocol, adversarial = record["protocol"], record["adversarial"]
+    header = "| corruption | " + " | ".join(f"severity {s}" for s in range(1, 6)) + " |"
+    rows = [header, "| --- |" + " --- |" * 5]
+    for name, values in record["corruptions"].items():
+        rows.append(f"| {name.replace('_', ' ')} | " + " | ".join(percent(v) for v in values)
+                    + " |")
+    epsilons = list(adversarial["pgd"])
+    attack_rows = ["| attack | " + " | ".join(f"ε = {e}" for e in epsilons) + " |",
+                   "| --- |" + " --- |" * len(epsilons),
+                   "| FGSM | " + " | ".join(percent(adversarial["fgsm"][e]) for e in epsilons) + " |",
+                   f"| PGD, {protocol['pgd']['steps']} steps | "
+                   + " | ".join(percent(adversarial["pgd"][e]) for e in epsilons) + " |"]
+    return [
+        f"Robustness (`zoo.robustness`, {protocol['images']:,} fixed {protocol['split']} images, "
+        f"seed {protocol['seed']}): top-1 {percent(record['clean_top1'])} clean, "
+        f"**{percent(record['mean_corruption_accuracy'])} mean over "
+        f"{len(record['corruptions'])} corruptions × 5 severities** (in the style of CIFAR-10-C):",
+        "",
+        *rows,
+        "",
+        f"Under L∞ attacks on the first {protocol['attack_images']:,} of those images "
+        f"(top-1 {percent(adversarial['clean_top1'])} clean; the plain-autodiff twin's gradients):",
+        "",
+        *attack_rows,
+        "",
+        f"Measured in {record['seconds'] / 60:.1f} minutes on {record['machine']}.",
+        "",
+    ]
 
 
 def training_history(entry):
@@ -302,8 +338,12 @@ def limitations(entry):
     shape = "×".join(str(s) for s in entry["input"]["shape"])
     return [f"Trained only on {entry['dataset']['name']} ({entry['dataset']['train_images']:,} "
             f"images of {shape} pixels); larger images are resized or run at another "
-            "resolution, which it was not trained for; no evaluation of robustness, calibration "
-            "or behaviour outside these classes was made.", _difference_from_paper(entry)]
+            "resolution, which it was not trained for; "
+            + ("robustness is measured below (corruptions, L∞ attacks); no evaluation of "
+               "calibration or behaviour outside these classes was made."
+               if entry.get("robustness") else
+               "no evaluation of robustness, calibration or behaviour outside these classes "
+               "was made."), _difference_from_paper(entry)]
 
 
 def tradeoff(entry):

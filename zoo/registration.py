@@ -3,7 +3,8 @@
 `register_run` ships a run's final weights as checkpoints/<name>-<tag>.weights.h5,
 evaluates them in float32 on the whole test split, records the predictions on
 tools/samples and the accuracy on the first 1,000 test images (which the tests
-check), measures the training-step memory, and writes the manifest entry
+check), measures the training-step memory and the robustness to corruptions and
+attacks (zoo.robustness), and writes the manifest entry
 (zoo.pretrained.make_entry). A checkpoint it replaces under the same name leaves
 the tree; the new entry names the file and the commit that last shipped it.
 
@@ -52,7 +53,8 @@ def last_shipped_commit(path, root=ROOT):
 
 def register_run(name, run_dir, tag, *, weights=None, data_dir=None, record_dir=None,
                  command=None, code_commit=None, notes=None, url=None, history=None,
-                 checkpoints_dir=None, samples_dir=SAMPLES_DIR, remove_superseded=True):
+                 checkpoints_dir=None, samples_dir=SAMPLES_DIR, remove_superseded=True,
+                 robustness=True):
     """Adds a finished run to the manifest; returns the new entry.
 
     Args:
@@ -66,6 +68,8 @@ def register_run(name, run_dir, tag, *, weights=None, data_dir=None, record_dir=
         entry under training.history.
       checkpoints_dir: the manifest's directory (default checkpoints/).
       remove_superseded: delete the weights file of the entry this replaces.
+      robustness: measure corruption and adversarial robustness
+        (zoo.robustness, a few minutes) into the entry's "robustness".
     """
     import keras
 
@@ -109,6 +113,12 @@ def register_run(name, run_dir, tag, *, weights=None, data_dir=None, record_dir=
         notes=notes, url=url)
     if history is not None:
         entry["training"]["history"] = history
+    if robustness:
+        from zoo import robustness as measure_robustness
+
+        entry["robustness"] = measure_robustness.measure_built(
+            lambda **kwargs: registry.build(name, weights=shipped, **arguments, **kwargs), split)
+        keras.backend.clear_session()
 
     path = os.path.join(checkpoints_dir, pretrained.MANIFEST_NAME)
     manifest = (pretrained.read_manifest(path) if os.path.exists(path)
