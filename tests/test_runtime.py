@@ -97,3 +97,19 @@ def test_a_start_up_failure_still_shows_what_tensorflow_said():
     written = os.read(read, 4096).decode()
     os.close(read)
     assert "native start-up line" in written and "hidden line" not in written
+
+
+def test_a_precision_block_restores_the_callers_policy_also_after_an_error():
+    import keras
+    import pytest
+
+    from zoo import precision
+
+    before = keras.config.dtype_policy().name
+    with precision.policy("mixed_bfloat16"):
+        assert keras.config.dtype_policy().name == "mixed_bfloat16"
+    assert keras.config.dtype_policy().name == before
+    with pytest.raises(RuntimeError):
+        with precision.policy("float16"):
+            raise RuntimeError("inside")
+    assert keras.config.dtype_policy().name == before

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import registry, training
+from zoo import precision, registry, training
 from zoo.plotting import new_figure
 
 
@@ -160,9 +160,7 @@ def recalibrated_test_metrics(run_dir):
     with open(os.path.join(run_dir, "results.json")) as f:
         config = training.TrainConfig(**json.load(f)["config"])
     train_split, test_split = training.load_splits(config)
-    previous_policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")
-    try:
+    with precision.policy("float32"):
         model = registry.build(config.model, classes=train_split.num_classes,
                                input_shape=train_split.image_shape,
                                **training.architecture_args(config))
@@ -170,8 +168,6 @@ def recalibrated_test_metrics(run_dir):
         batches = training.recalibrate_batch_norm(model, train_split.images,
                                                   config.resolved().batch_size)
         report = evaluation.evaluate(model, test_split)
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
     metrics = {"accuracy": report["top1"], "top5": report["top5"], "loss": report["loss"],
                "test_examples": report["num_examples"], "recalibration_batches": batches,
                "recalibration_images": batches * min(config.resolved().batch_size,

@@ -239,19 +239,13 @@ def export_pretrained(name, export_dir, version, *, top_k=5, overwrite=False, we
     the reversible engine's custom gradient, which serving never uses and
     which Hub fine-tuning does not need at these sizes.
     """
-    import keras
+    from zoo import precision, pretrained
 
-    from zoo import pretrained
-
-    policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")
-    try:
+    with precision.policy("float32"):
         model = pretrained.load(name, weights_dir=weights_dir, reversible=False)
         entry = pretrained.info(name)
         return export_saved_model(model, export_dir, entry["name"], version, entry["labels"],
                                   top_k=top_k, model_card=entry, overwrite=overwrite)
-    finally:
-        keras.config.set_dtype_policy(policy)
 
 
 def exported_models(export_dir):

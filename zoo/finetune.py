@@ -80,6 +80,7 @@ import tensorflow as tf
 from zoo import data as zdata
 from zoo import evaluation, pretrained, references, registry, training
 from zoo.model_cards import describe_hardware, metrics_table, percent
+from zoo.precision import policy as precision_policy
 from zoo.regularizers import weight_decay_regularizer
 
 CARD_FORMAT_VERSION = 1
@@ -499,10 +500,8 @@ def finetune(model, train, test=None, *, head_epochs=HEAD_EPOCHS, epochs=EPOCHS,
     precision = training.dtype_policy(mixed_precision)
     builder = dict(weight_decay=weight_decay, smoothness_decay=smoothness_decay,
                    reversible=reversible)
-    previous_policy = keras.config.dtype_policy()
     rows, phases = [], []
-    try:
-        keras.config.set_dtype_policy(precision)
+    with precision_policy(precision):
         keras.utils.set_random_seed(seed)
         backbone = build_backbone(parent["architecture"], input_shape,
                                   None if from_scratch else parent["name"], **builder)
@@ -534,8 +533,6 @@ def finetune(model, train, test=None, *, head_epochs=HEAD_EPOCHS, epochs=EPOCHS,
                 "seconds": round(seconds, 1)})
             first += count
         weights = net.get_weights()
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
 
     # The evaluated model is the float32 one `load_finetuned` rebuilds, so
     # the card's numbers are those a user reproduces.
@@ -560,13 +557,9 @@ def finetune(model, train, test=None, *, head_epochs=HEAD_EPOCHS, epochs=EPOCHS,
 
 def _rebuild(architecture, input_shape, classes, reversible=False):
     """The fine-tuned classifier's structure, float32, random weights."""
-    previous_policy = keras.config.dtype_policy()
-    try:
-        keras.config.set_dtype_policy("float32")
+    with precision_policy("float32"):
         backbone = build_backbone(architecture, input_shape, reversible=reversible)
         return assemble(backbone, classes)
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
 
 
 def _write_outputs(model, card, report, rows, output_dir):

@@ -350,7 +350,7 @@ def make_entry(name, weights_file, run_record, evaluation_report, *, samples_dir
     import keras
 
     from zoo import labels as zoo_labels
-    from zoo import references, training
+    from zoo import precision, references, training
 
     entry_info, dataset = registry.split_name(name)
     if dataset is None:
@@ -368,8 +368,9 @@ def make_entry(name, weights_file, run_record, evaluation_report, *, samples_dir
                                        **training.architecture_args(config)}.items()}
     label_names = list(zoo_labels.BY_DATASET[dataset])
 
-    keras.config.set_dtype_policy("float32")
-    model = registry.build(entry_info.name, **_builder_kwargs(builder_args), weights=weights_file)
+    with precision.policy("float32"):  # the caller's policy stays as it was
+        model = registry.build(entry_info.name, **_builder_kwargs(builder_args),
+                               weights=weights_file)
     trainable = int(sum(keras.ops.size(w) for w in model.trainable_weights))
     recipe = dict(training.RECIPES[config["recipe"]].__dict__)
     recipe["decay_epochs"] = list(recipe["decay_epochs"])

@@ -71,6 +71,20 @@ def register_run(name, run_dir, tag, *, weights=None, data_dir=None, record_dir=
       robustness: measure corruption and adversarial robustness
         (zoo.robustness, a few minutes) into the entry's "robustness".
     """
+    from zoo import precision
+
+    # Everything in float32; the caller's policy comes back afterwards.
+    with precision.policy("float32"):
+        return _register_run(
+            name, run_dir, tag, weights=weights, data_dir=data_dir, record_dir=record_dir,
+            command=command, code_commit=code_commit, notes=notes, url=url, history=history,
+            checkpoints_dir=checkpoints_dir, samples_dir=samples_dir,
+            remove_superseded=remove_superseded, robustness=robustness)
+
+
+def _register_run(name, run_dir, tag, *, weights, data_dir, record_dir, command, code_commit,
+                  notes, url, history, checkpoints_dir, samples_dir, remove_superseded,
+                  robustness):
     import keras
 
     from zoo import data, evaluation, pretrained, registry, training
@@ -85,7 +99,6 @@ def register_run(name, run_dir, tag, *, weights=None, data_dir=None, record_dir=
     arguments = training.architecture_args(run_record["config"])
     source = weights or os.path.join(run_dir, "last.weights.h5")
     shipped = os.path.join(checkpoints_dir, f"{name}-{tag}.weights.h5")
-    keras.config.set_dtype_policy("float32")
     if os.path.abspath(source) != os.path.abspath(shipped):
         # Saved from the model, not copied: a training run's file may also
         # hold optimizer state, which users do not need.

@@ -277,15 +277,11 @@ def checks(model, logits_model, split, images=CHECK_IMAGES, seed=SEED,
 def measure_built(build, split, log=None):
     """`measure` for the network `build(**kwargs)` makes (a zoo builder with
     its weights), in float32, on at most the standard subset of `split`."""
-    import keras
+    from zoo import precision
 
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")
-    try:
+    with precision.policy("float32"):
         model = build(reversible=False)
         logits = build(reversible=False, classifier_activation=None)
-    finally:
-        keras.config.set_dtype_policy(previous)
     images = min(SUBSET_IMAGES, len(split))
     return measure(model, logits, split, images=images,
                    attack_images=min(ATTACK_IMAGES, images), log=log)

@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import data as zdata
-from zoo import registry
+from zoo import precision, registry
 from zoo.runtime import ONEDNN_ENV
 from zoo.layers import ops
 from zoo.plotting import new_figure
@@ -866,14 +866,10 @@ def train(config, callbacks=(), stop_at=None, checkpoint_seconds=None, on_checkp
     checkpoint is written. With label smoothing the logged loss is the
     smoothed one.
     """
-    previous_policy = keras.config.dtype_policy()
     resolved = config.resolved()
     warn_if_bfloat16_is_emulated(resolved.mixed_precision)
-    try:
-        keras.config.set_dtype_policy(dtype_policy(resolved.mixed_precision))
+    with precision.policy(dtype_policy(resolved.mixed_precision)):
         return _train(resolved, callbacks, stop_at, checkpoint_seconds, on_checkpoint)
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
 
 
 def resolve_weights(warm_start):
