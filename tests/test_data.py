@@ -178,3 +178,19 @@ def test_a_grayscale_folder_stays_grayscale(tmp_path):
         (tmp_path / cls / "x.png").write_bytes(
             tf.io.encode_png(np.full((6, 6, 1), 7, np.uint8)).numpy())
     assert data.load(str(tmp_path), "train").images.shape == (2, 6, 6, 1)
+
+
+def test_tensorflow_datasets_is_asked_in_the_given_data_dir(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    asked = {}
+
+    def fake_load(name, **kwargs):
+        asked.update(kwargs, name=name)
+        raise RuntimeError("not prepared")
+
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", types.SimpleNamespace(load=fake_load))
+    with pytest.raises(data.DataNotFoundError):
+        data.load("mnist", "train", data_dir=str(tmp_path))
+    assert asked["name"] == "mnist" and asked["data_dir"] == str(tmp_path)

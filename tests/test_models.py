@@ -180,3 +180,10 @@ def test_one_image_without_a_batch_axis_is_refused_with_the_expected_shape():
     with pytest.raises(ValueError, match=expected):
         model.predict(np.zeros((32, 32, 3), np.uint8), verbose=0)
     assert model.predict(np.zeros((1, 32, 32, 3), np.uint8), verbose=0).shape == (1, 10)
+
+
+def test_an_unknown_classifier_activation_is_refused():
+    with pytest.raises(ValueError, match="classifier_activation must be None"):
+        zoo.build("resnet-32-cifar10", classifier_activation="softmaxx")
+    logits = zoo.build("resnet-32-cifar10", classifier_activation=None)
+    assert logits.layers[-1].activation.__name__ == "linear"

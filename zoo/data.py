@@ -223,8 +223,9 @@ def _common_shape(images, root):
 def _load_tfds(name, split, data_dir):
     import tensorflow_datasets as tfds
 
+    # data_dir: where the user prepared tensorflow-datasets data (None: its default).
     dataset, info = tfds.load(name, split=split, as_supervised=True, with_info=True,
-                              batch_size=-1)
+                              batch_size=-1, data_dir=data_dir)
     images, labels = tfds.as_numpy(dataset)
     names = list(info.features["label"].names)
     return Split(images, labels, names, name, split, f"tfds:{name}")

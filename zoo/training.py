@@ -759,7 +759,7 @@ def plot_curves(rows, path):
 # --------------------------------------------------------------------------
 # The training job
 # --------------------------------------------------------------------------
-def _prebuild_for_multi_worker(model, strategy, train_split, config):
+def _prebuild_for_multi_worker(model, strategy, train_split):
     """Works around two failures of Keras 3 `fit` under MultiWorkerMirroredStrategy
     (keras-team/keras#20585; seen with Keras 3.15, TF 2.21):
 
@@ -997,7 +997,7 @@ def _train(config, callbacks, stop_at=None, checkpoint_seconds=None, on_checkpoi
         AverageWeights(average, eval_ds if config.holdout else None)]
 
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        _prebuild_for_multi_worker(model, strategy, train_split, config)
+        _prebuild_for_multi_worker(model, strategy, train_split)
 
     start = time.perf_counter()
     step = int(optimizer.iterations.numpy())

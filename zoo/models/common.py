@@ -12,9 +12,10 @@ DEFAULT_INPUT_SHAPE = (32, 32, 3)
 MIN_SIZE = 8
 
 
-def validate_input_shape(input_shape, include_top):
-    """Checks (H, W, C) and returns it as a tuple (H and W may be None only
-    without the classifier's fixed input)."""
+def validate_input_shape(input_shape):
+    """Checks (H, W, C) and returns it as a tuple. H and W may be None: the
+    networks are convolutional up to the global pooling, with or without the
+    classifier."""
     if input_shape is None:
         return DEFAULT_INPUT_SHAPE
     try:
@@ -44,6 +45,12 @@ def validate_head(include_top, classes, pooling, classifier_activation):
         raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}.")
     if include_top and (not isinstance(classes, int) or classes < 1):
         raise ValueError(f"classes must be a positive integer, got {classes!r}.")
+    if include_top and classifier_activation is not None:
+        try:
+            keras.activations.get(classifier_activation)
+        except (ValueError, TypeError):
+            raise ValueError(f"classifier_activation must be None (logits), 'softmax' or "
+                             f"another Keras activation, got {classifier_activation!r}.") from None
 
 
 def model_inputs(input_shape, input_tensor=None):
@@ -128,7 +135,7 @@ def classifier(
     arguments are those of keras.applications builders (plus weight_decay and
     synchronized_bn); every zoo builder passes them through to here.
     """
-    input_shape = validate_input_shape(input_shape, include_top)
+    input_shape = validate_input_shape(input_shape)
     validate_head(include_top, classes, pooling, classifier_activation)
     inputs, x = model_inputs(input_shape, input_tensor)
     x = stem(x, stem_channels, weight_decay, synchronized_bn=synchronized_bn,
