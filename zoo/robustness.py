@@ -358,10 +358,24 @@ def record_in_manifest(name, record, manifest_path):
     pretrained.write_manifest(manifest, manifest_path)
 
 
+def _measured(manifest):
+    """{name: robustness record} of the checkpoints that have one, by name."""
+    return {name: entry["robustness"] for name, entry in sorted(manifest["checkpoints"].items())
+            if entry.get("robustness")}
+
+
+def _save(figure, axes, xlabel, path):
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel("top-1 accuracy (%)")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
 def table(manifest):
     """Markdown: one row per measured checkpoint, side by side."""
-    measured = {name: entry["robustness"] for name, entry in sorted(manifest["checkpoints"].items())
-                if entry.get("robustness")}
+    measured = _measured(manifest)
     header = ("| model | clean | mean corruption | "
               + " | ".join(c.replace("_", " ") for c in CORRUPTIONS)
               + " | " + " | ".join(f"FGSM {e}/255" for e in EPSILONS)
@@ -387,8 +401,7 @@ def plot(manifest, path_corruptions, path_attacks):
     FGSM dashed)."""
     from zoo.plotting import new_figure
 
-    measured = {name: entry["robustness"] for name, entry in sorted(manifest["checkpoints"].items())
-                if entry.get("robustness")}
+    measured = _measured(manifest)
     figure = new_figure(6.5, 4.2)
     axes = figure.add_subplot(1, 1, 1)
     for name, record in measured.items():
@@ -396,12 +409,8 @@ def plot(manifest, path_corruptions, path_attacks):
             float(np.mean([record["corruptions"][c][s - 1] for c in CORRUPTIONS]))
             for s in SEVERITIES]
         axes.plot(range(0, 6), [100 * m for m in means], marker="o", label=name)
-    axes.set_xlabel("corruption severity (mean over corruptions; 0 = clean)")
-    axes.set_ylabel("top-1 accuracy (%)")
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path_corruptions, dpi=120)
+    _save(figure, axes, "corruption severity (mean over corruptions; 0 = clean)",
+          path_corruptions)
 
     figure = new_figure(6.5, 4.2)
     axes = figure.add_subplot(1, 1, 1)
@@ -415,12 +424,7 @@ def plot(manifest, path_corruptions, path_attacks):
         axes.plot(xs, [100 * adversarial["clean_top1"]] + [
             100 * adversarial["fgsm"][f"{e}/255"] for e in EPSILONS], linestyle="--",
             color=color, alpha=0.6)
-    axes.set_xlabel("ε (× 1/255), L∞; solid PGD-10, dashed FGSM")
-    axes.set_ylabel("top-1 accuracy (%)")
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path_attacks, dpi=120)
+    _save(figure, axes, "ε (× 1/255), L∞; solid PGD-10, dashed FGSM", path_attacks)
 
 
 def write_report(manifest, output_dir):

@@ -17,7 +17,7 @@ readable image is classified; each unreadable one is reported on its own line
 import os
 import sys
 
-from absl import flags, logging
+from absl import flags
 
 from zoo import cli  # noqa: E402  (the package, for its shared flags)
 
@@ -109,7 +109,6 @@ def main(argv):
         total = len(result.sources) + len(result.failures)
         print(f"{len(result.failures)} of {total} images could not be read.", file=sys.stderr)
         return 1
-    logging.debug("classified %d images", len(result.sources))
     return 0
 
 
