@@ -2,7 +2,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Tests read the CPU allocator's peak statistics, which TensorFlow keeps only
-# with this allocator, chosen before it starts (zoo.analysis.ALLOCATOR_STATS_ENV).
+# with this allocator, chosen before it starts (zoo.research.analysis.ALLOCATOR_STATS_ENV).
 os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 
 import keras  # noqa: E402

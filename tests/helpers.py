@@ -1,4 +1,5 @@
-"""Shared test utilities."""
+"""Shared test utilities and the model tests every architecture and
+checkpoint share."""
 
 import numpy as np
 
@@ -23,3 +24,78 @@ def copy_weights(source, target):
     for s, t in zip(source.weights, target.weights):
         assert s.shape == t.shape, (s.path, t.path)
         t.assign(s)
+
+
+# --------------------------------------------------------------------------
+# Shared model tests (in the manner of keras-hub's TestCase.run_*_test): every
+# architecture and every shipped checkpoint goes through the same checks,
+# chosen from the registry and the manifest rather than from name lists.
+# --------------------------------------------------------------------------
+def smallest_of_each_family():
+    """The registered architecture with the fewest parameters of each family:
+    the ones the heavier per-model tests run on."""
+    import zoo
+
+    smallest = {}
+    for name in zoo.list_models():
+        entry = zoo.registry.get_entry(name)
+        best = smallest.get(entry.family)
+        if best is None or entry.parameters[0] < zoo.registry.get_entry(best).parameters[0]:
+            smallest[entry.family] = name
+    return sorted(smallest.values())
+
+
+def run_model_saving_test(name, directory, **build_kwargs):
+    """A `.keras` file of `zoo.build(name, **build_kwargs)` (random weights)
+    loads in safe mode into a model with the same outputs and regularisers."""
+    import os
+
+    import keras
+
+    import zoo
+
+    model = zoo.build(name, **build_kwargs)
+    randomize(model.weights, scale=0.05)
+    x = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3)).astype("uint8")
+    path = os.path.join(os.fspath(directory), f"{name}.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)  # safe_mode=True
+    assert loaded.count_params() == model.count_params()
+    np.testing.assert_allclose(loaded(x), model(x), atol=1e-6)
+    assert len(loaded.losses) == len(model.losses) > 0
+    np.testing.assert_allclose(sum(loaded.losses), sum(model.losses), rtol=1e-6)
+
+
+def run_reversible_equivalence_test(name):
+    """The reversible engine computes the same function as plain autodiff."""
+    import zoo
+
+    rev = zoo.build(name, reversible=True)
+    plain = zoo.build(name, reversible=False)
+    randomize(rev.weights, scale=0.05)
+    copy_weights(rev, plain)
+    x = np.random.default_rng(2).integers(0, 256, (2, 32, 32, 3)).astype("uint8")
+    np.testing.assert_allclose(rev(x, training=True), plain(x, training=True), atol=1e-6)
+
+
+def run_preset_test(name, samples_dir):
+    """A shipped checkpoint: its file matches the manifest's hash, and
+    `zoo.load` gives the predictions recorded for the sample images."""
+    import os
+
+    import pytest
+
+    import zoo
+    from zoo import inference, pretrained
+
+    entry = zoo.info(name)
+    path = pretrained.weights_path(name)
+    assert pretrained.sha256(path) == entry["weights"]["sha256"]
+    model = zoo.load(name)
+    recorded = entry["checks"]["sample_predictions"]
+    images = inference.load_images(
+        [os.path.join(samples_dir, f) for f in sorted(recorded)], model.input_shape[1:3])
+    probabilities = model.predict(images, verbose=0)
+    for row, file in zip(probabilities, sorted(recorded)):
+        assert int(row.argmax()) == recorded[file]["class"], file
+        assert row.max() == pytest.approx(recorded[file]["probability"], abs=1e-3), file

@@ -1,10 +1,11 @@
-"""zoo.analysis: the paper's stability claims on small feature maps."""
+"""zoo.research.analysis: the paper's stability claims on small feature maps."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo import analysis, layers
+from zoo import layers
+from zoo.research import analysis
 
 
 def _unit(block, depth=3, channels=8, dtype="float32", cls=layers.ReversibleUnit):

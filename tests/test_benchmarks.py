@@ -107,7 +107,7 @@ def _synthetic_results():
 
 
 def test_benchmark_report_computes_the_goals_from_the_rows():
-    from zoo import benchmarks
+    from zoo.research import benchmarks
 
     results = _synthetic_results()
     slopes = benchmarks.activation_per_sample(results)
@@ -145,7 +145,7 @@ def test_benchmark_report_computes_the_goals_from_the_rows():
 
 
 def test_forward_flops_count_every_convolution_of_a_resnet():
-    from zoo import benchmarks
+    from zoo.research import benchmarks
 
     # ResNet-32 by hand: the 3→16 stem, 31 3×3 convolutions at 16/32/64
     # channels (two with stride 2), the 64→10 dense layer; 2 FLOP per
@@ -158,7 +158,7 @@ def test_forward_flops_count_every_convolution_of_a_resnet():
 
 
 def test_thread_pools_are_set_and_cores_busy_is_measured():
-    from zoo import benchmarks
+    from zoo.research import benchmarks
 
     one, two = benchmarks.threading_sweep(
         "resnet-32-cifar10", batch=8, steps=2, settings=((1, 1), (2, 1)), log=lambda _: None)

@@ -7,7 +7,8 @@ import subprocess
 import sys
 
 from tests.conftest import REPO_ROOT
-from zoo import experiments, training
+from zoo import training
+from zoo.research import experiments
 
 
 def test_control_point_sweep_writes_a_table(cifar10_small, tmp_path):

@@ -14,7 +14,8 @@ import tensorflow as tf
 
 import zoo
 from tests.conftest import REPO_ROOT
-from zoo import export, inference
+from zoo import inference
+from zoo.publish import export
 
 NAME = "hamiltonian-74-cifar10"
 

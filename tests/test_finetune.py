@@ -1,4 +1,4 @@
-"""Fine-tuning (zoo.finetune, tools/finetune.py): a few steps on tiny
+"""Fine-tuning (zoo.training.finetune, tools/finetune.py): a few steps on tiny
 synthetic datasets whose images need converting (grayscale, other sizes,
 alpha), so that the whole file runs in about a minute."""
 
@@ -14,7 +14,8 @@ import tensorflow as tf
 
 import zoo
 from tests.conftest import REPO_ROOT
-from zoo import data, finetune
+from zoo import data, errors, pretrained
+from zoo.training import finetune
 
 PARENT = "hamiltonian-74-cifar10"
 CLASSES = ["circle", "square", "stripes"]
@@ -142,8 +143,8 @@ def test_phase_two_trains_the_backbone(run):
 
 def test_saved_model_reloads_with_the_same_predictions(run):
     result, _, test = run
-    model = finetune.load_finetuned(result.output_dir)
-    images, steps = finetune.prepare_images(test.images, model.input_shape[1:])
+    model = pretrained.load_finetuned(result.output_dir)
+    images, steps = data.prepare_images(test.images, model.input_shape[1:])
     assert steps
     np.testing.assert_allclose(model(images, training=False).numpy(),
                                result.model(images, training=False).numpy(), rtol=0, atol=1e-5)
@@ -155,7 +156,7 @@ def test_card_names_the_parent_and_reports_the_run(run):
     for name in ("finetuned.weights.h5", "model_card.json", "model_card.md", "results.json",
                  "metrics.json", "metrics.csv", "eval.json", "curves.png"):
         assert os.path.isfile(os.path.join(out, name)), name
-    card = finetune.read_card(out)
+    card = pretrained.read_card(out)
     assert card == json.loads(json.dumps(result.card))
     parent = zoo.info(PARENT)
     assert card["parent"]["name"] == PARENT
@@ -196,23 +197,23 @@ def test_the_log_gives_the_reports_cross_entropy_and_no_top5_for_three_classes(r
 
 def test_images_are_converted_to_the_parents_input():
     gray = _images(3, (20, 24, 1), 0)[0][..., 0]  # no channel axis
-    images, steps = finetune.prepare_images(gray, (32, 32, 3))
+    images, steps = data.prepare_images(gray, (32, 32, 3))
     assert images.shape == (3, 32, 32, 3) and images.dtype == np.uint8
     np.testing.assert_array_equal(images[..., 0], images[..., 2])
     assert len(steps) == 2
 
     rgba, _ = _images(2, (32, 32, 4), 1)
-    images, steps = finetune.prepare_images(rgba, (32, 32, 3))
+    images, steps = data.prepare_images(rgba, (32, 32, 3))
     np.testing.assert_array_equal(images, rgba[..., :3])
     assert steps == ["alpha channel dropped"]
 
     rgb, _ = _images(2, (32, 32, 3), 2)
-    images, steps = finetune.prepare_images(rgb, (32, 32, 3))
+    images, steps = data.prepare_images(rgb, (32, 32, 3))
     np.testing.assert_array_equal(images, rgb)
     assert steps == []
 
-    with pytest.raises(finetune.FinetuneError, match="5 channels"):
-        finetune.prepare_images(np.zeros((1, 32, 32, 5), np.uint8), (32, 32, 3))
+    with pytest.raises(errors.ConversionError, match="5 channels"):
+        data.prepare_images(np.zeros((1, 32, 32, 5), np.uint8), (32, 32, 3))
 
 
 @pytest.mark.parametrize("change, message", [
@@ -231,7 +232,7 @@ def test_bad_input_fails_clearly_before_training(change, message, tmp_path):
     if "test_names" in change:
         test.label_names = change.pop("test_names")
     model = change.pop("model", PARENT)
-    with pytest.raises(finetune.FinetuneError, match=message):
+    with pytest.raises(errors.FinetuneError, match=message):
         finetune.finetune(model, train, test, output_dir=str(tmp_path), verbose=0,
                           **{"batch_size": 10, **change})
     assert not os.listdir(tmp_path)
@@ -239,7 +240,7 @@ def test_bad_input_fails_clearly_before_training(change, message, tmp_path):
 
 def test_load_finetuned_needs_a_finished_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="model_card.json"):
-        finetune.load_finetuned(tmp_path)
+        pretrained.load_finetuned(tmp_path)
 
 
 def test_tool_runs_end_to_end_on_an_npz(tool_run):
@@ -248,7 +249,7 @@ def test_tool_runs_end_to_end_on_an_npz(tool_run):
     assert process.returncode == 0, stderr[-3000:]
     sha256 = zoo.info(PARENT)["weights"]["sha256"]
     assert sha256[:12] in stdout
-    card = finetune.read_card(out)
+    card = pretrained.read_card(out)
     assert card["parent"]["weights"]["sha256"] == sha256
     assert card["from_scratch"] and not card["parent"]["weights_used"]
     assert [p["phase"] for p in card["training"]["phases"]] == ["scratch"]
@@ -256,7 +257,7 @@ def test_tool_runs_end_to_end_on_an_npz(tool_run):
     assert card["metrics"]["images"] == 15 and card["dataset"]["train_images"] == 30
     assert "alpha channel dropped" in card["input"]["conversion"]
     assert "tools/finetune.py" in card["training"]["command"]
-    model = finetune.load_finetuned(out)
+    model = pretrained.load_finetuned(out)
     assert model.output_shape == (None, len(CLASSES))
     # From scratch: the stem is not the checkpoint's.
     loaded = zoo.load(PARENT, include_top=False, pooling="avg")
@@ -289,7 +290,7 @@ def test_predict_takes_a_finetuning_output_directory(tool_run, tmp_path):
     assert [line.split(":")[0] for line in lines] == ["0.png", "1.png"]
     assert all(line.split(": ")[1].split(" ")[0] in CLASSES for line in lines)
     # The weights file alone is not enough; the tool says what to use.
-    card = finetune.read_card(out)
+    card = pretrained.read_card(out)
     proc = subprocess.run([*tool, "--weights", str(out / card["weights"]["file"]), str(tmp_path)],
                           capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=300)
     assert proc.returncode != 0 and f"--finetuned {out}" in proc.stderr
@@ -311,7 +312,23 @@ def test_evaluate_takes_a_finetuning_output_directory(tool_run, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(next((tmp_path / "eval").glob("*.json")).read_text())
     assert report["num_examples"] == 12 and report["label_names"] == CLASSES
-    model = finetune.load_finetuned(out)
-    images, _ = finetune.prepare_images(x_test, model.input_shape[1:])
+    model = pretrained.load_finetuned(out)
+    images, _ = data.prepare_images(x_test, model.input_shape[1:])
     expected = float(np.mean(model.predict(images, verbose=0).argmax(1) == y_test))
     assert report["top1"] == pytest.approx(expected)
+
+
+def test_a_diverging_fine_tuning_stops_in_the_shared_loop():
+    """train and finetune share fit_epoch: the same check, the same error."""
+    train, test = _split(40, (32, 32, 3), "train", 0), _split(20, (32, 32, 3), "test", 1)
+
+    class Poison(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 1:
+                kernel = self.model.get_layer(finetune.HEAD_LAYER).kernel
+                kernel.assign(kernel * np.nan)
+
+    with pytest.raises(errors.TrainingDiverged,
+                       match=r"became nan at epoch 1, batch 2 .*the head phase"):
+        finetune.finetune(PARENT, train, test, head_epochs=1, epochs=0, batch_size=10,
+                          verbose=0, callbacks=[Poison()])

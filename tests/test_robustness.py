@@ -1,4 +1,4 @@
-"""Robustness measurement (zoo.robustness): corruptions, attacks, records."""
+"""Robustness measurement (zoo.research.robustness): corruptions, attacks, records."""
 
 import json
 import os
@@ -9,7 +9,8 @@ import tensorflow as tf
 
 import zoo
 from tests.conftest import REPO_ROOT, shared_data_dir
-from zoo import data, pretrained, robustness
+from zoo import data, pretrained
+from zoo.research import robustness
 
 NAME = "resnet-32-cifar10"
 

@@ -7,6 +7,7 @@ import sys
 
 from tests.conftest import REPO_ROOT
 from zoo import runtime, training
+from zoo import provenance
 
 
 def test_onednn_is_asked_for_unless_the_user_chose_or_tensorflow_is_loaded():
@@ -28,8 +29,8 @@ def _fresh(code, **env):
 
 
 def test_import_zoo_turns_onednn_on_and_records_it_with_the_hardware():
-    proc = _fresh("import zoo, os; from zoo import training; "
-                  "print(os.environ['TF_ENABLE_ONEDNN_OPTS'], training.hardware()['onednn_opts'])")
+    proc = _fresh("import zoo, os; from zoo import provenance; "
+                  "print(os.environ['TF_ENABLE_ONEDNN_OPTS'], provenance.hardware()['onednn_opts'])")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["1", "1"]
     proc = _fresh("import zoo, os; print(os.environ['TF_ENABLE_ONEDNN_OPTS'])",
@@ -38,13 +39,13 @@ def test_import_zoo_turns_onednn_on_and_records_it_with_the_hardware():
 
 
 def test_precision_follows_the_machine(monkeypatch):
-    monkeypatch.setattr(training, "native_bfloat16", lambda info=None: False)
-    assert training.auto_mixed_precision() is False
+    monkeypatch.setattr(provenance, "native_bfloat16", lambda info=None: False)
+    assert provenance.auto_mixed_precision() is False
     resolved = training.TrainConfig(model="resnet-32-cifar10", output_dir="x",
                                     recipe="campaign").resolved()
     assert resolved.mixed_precision is False
-    monkeypatch.setattr(training, "native_bfloat16", lambda info=None: True)
-    assert training.auto_mixed_precision() is True
+    monkeypatch.setattr(provenance, "native_bfloat16", lambda info=None: True)
+    assert provenance.auto_mixed_precision() is True
     # An explicit choice wins over the machine.
     assert training.TrainConfig(model="resnet-32-cifar10", output_dir="x", recipe="campaign",
                                 mixed_precision=False).resolved().mixed_precision is False

@@ -11,12 +11,12 @@ import tensorflow as tf
 
 import zoo
 from tests.conftest import REPO_ROOT
-from zoo.analysis import ALLOCATOR_STATS_ENV
+from zoo.research.analysis import ALLOCATOR_STATS_ENV
 
 
 MEMORY_SCRIPT = """
 import json, zoo
-from zoo.analysis import activation_bytes_per_sample
+from zoo.research.analysis import activation_bytes_per_sample
 slopes = {}
 for name, reversible in [("hamiltonian-74", True), ("hamiltonian-1202", True),
                          ("hamiltonian-74", False), ("hamiltonian-218", False)]:
@@ -98,7 +98,7 @@ def test_hamiltonian_1202_builds_and_steps_quickly():
 
 STATS_SCRIPT = """
 import zoo
-from zoo import analysis
+from zoo.research import analysis
 print("available", analysis.allocator_stats_available())
 model = zoo.build("hamiltonian-74")
 try:
@@ -139,7 +139,7 @@ def test_memory_is_measured_with_the_allocator_that_keeps_statistics():
 TOOL_SCRIPT = """
 import runpy, sys
 runpy.run_path(sys.argv[1], run_name="imported")
-from zoo import analysis
+from zoo.research import analysis
 print("available", analysis.allocator_stats_available())
 """
 

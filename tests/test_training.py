@@ -15,7 +15,8 @@ import tensorflow as tf
 
 import zoo
 from tests.conftest import REPO_ROOT
-from zoo import training
+from zoo import provenance, training
+from zoo.training import checkpoints
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -255,20 +256,20 @@ def test_cpu_features_and_the_bfloat16_warning(tmp_path, monkeypatch):
     amx.write_text("model name\t: Intel(R) Xeon(R) Processor\nflags\t\t: avx2 avx512f amx_bf16\n")
     arm = tmp_path / "arm"
     arm.write_text("processor\t: 0\nFeatures\t: fp asimd bf16 i8mm\n")
-    info = training.cpu_info(str(avx2))
+    info = provenance.cpu_info(str(avx2))
     assert info == {"cpu_model": "AMD EPYC", "cpu_flags": ["avx2", "fma", "fpu", "sse2"]}
-    assert training.native_bfloat16(info) is False
-    assert training.native_bfloat16(training.cpu_info(str(amx))) is True
-    assert training.native_bfloat16(training.cpu_info(str(arm))) is True
-    assert training.native_bfloat16(training.cpu_info(str(tmp_path / "missing"))) is None
+    assert provenance.native_bfloat16(info) is False
+    assert provenance.native_bfloat16(provenance.cpu_info(str(amx))) is True
+    assert provenance.native_bfloat16(provenance.cpu_info(str(arm))) is True
+    assert provenance.native_bfloat16(provenance.cpu_info(str(tmp_path / "missing"))) is None
 
-    read = training.cpu_info
-    monkeypatch.setattr(training, "cpu_info", lambda path=None: read(str(avx2)))
+    read = provenance.cpu_info
+    monkeypatch.setattr(provenance, "cpu_info", lambda path=None: read(str(avx2)))
     with pytest.warns(RuntimeWarning, match="--nomixed_precision"):
-        assert training.warn_if_bfloat16_is_emulated(True)
-    assert not training.warn_if_bfloat16_is_emulated(False)
-    monkeypatch.setattr(training, "cpu_info", lambda path=None: read(str(amx)))
-    assert not training.warn_if_bfloat16_is_emulated(True)
+        assert provenance.warn_if_bfloat16_is_emulated(True)
+    assert not provenance.warn_if_bfloat16_is_emulated(False)
+    monkeypatch.setattr(provenance, "cpu_info", lambda path=None: read(str(amx)))
+    assert not provenance.warn_if_bfloat16_is_emulated(True)
 
 
 def test_a_snapshot_of_a_run_resumes_elsewhere(cifar10_small, tmp_path):
@@ -295,8 +296,8 @@ def test_checkpoints_from_before_the_epoch_time_are_recognised(tmp_path):
         str(tmp_path / "old" / "ckpt"))
     new = tf.train.Checkpoint(epoch=tf.Variable(1), seconds=tf.Variable(3.0)).save(
         str(tmp_path / "new" / "ckpt"))
-    assert not training._has_checkpoint_entry(old, "seconds")
-    assert training._has_checkpoint_entry(new, "seconds")
+    assert not checkpoints.has_checkpoint_entry(old, "seconds")
+    assert checkpoints.has_checkpoint_entry(new, "seconds")
 
 
 def test_model_args_reach_the_builder_and_the_record(cifar10_small, tmp_path):

@@ -1,5 +1,5 @@
 """Stability analysis of the blocks: Jacobian spectra, perturbation and gradient
-growth with depth, reconstruction drift by dtype (zoo.analysis).
+growth with depth, reconstruction drift by dtype (zoo.research.analysis).
 
     python tools/analyze.py --output_dir docs/analysis
     python tools/analyze.py --output_dir docs/analysis --trained hamiltonian-74-cifar10
@@ -32,7 +32,7 @@ flags.DEFINE_integer("seed", 0, "Seed.")
 
 def main(argv):
     import zoo
-    from zoo import analysis
+    from zoo.research import analysis
 
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")

@@ -1,4 +1,4 @@
-"""Benchmarks of the reversible engine (zoo.benchmarks): memory and trace time
+"""Benchmarks of the reversible engine (zoo.research.benchmarks): memory and trace time
 against depth, training throughput, inference speed. Writes BENCHMARKS.md,
 docs/benchmarks/benchmarks.json and a plot.
 
@@ -27,7 +27,7 @@ flags.DEFINE_string("output_dir", os.path.join(ROOT, "docs", "benchmarks"),
 flags.DEFINE_string("markdown", os.path.join(ROOT, "BENCHMARKS.md"), "The report to write.")
 flags.DEFINE_bool("quick", False, "Depths 74 and 218 only, 3 throughput steps, no inference.")
 flags.DEFINE_integer("throughput_steps", 8, "Timed training steps per throughput figure.")
-flags.DEFINE_bool("peer", None, "Compare ResNet-32 with PyTorch eager (zoo.torch_peer; needs "
+flags.DEFINE_bool("peer", None, "Compare ResNet-32 with PyTorch eager (zoo.research.torch_peer; needs "
                   "pip install \".[peer]\"). Default: when torch is installed, except --quick.")
 flags.DEFINE_bool("threads_only", False,
                   "Only the thread-pool sweep of the training throughput: writes "
@@ -35,7 +35,7 @@ flags.DEFINE_bool("threads_only", False,
 
 
 def main(argv):
-    from zoo import benchmarks
+    from zoo.research import benchmarks
 
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")

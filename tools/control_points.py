@@ -40,7 +40,8 @@ flags.DEFINE_string("table", None, "Markdown table to write (default: docs/time_
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
-    from zoo import experiments, training
+    from zoo import training
+    from zoo.research import experiments
 
     config = training.TrainConfig(
         model=FLAGS.model, dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, recipe=FLAGS.recipe,

@@ -15,7 +15,7 @@ import sys
 
 # The per-step memory log needs the CPU allocator's statistics, which
 # TensorFlow keeps only with the allocator chosen here, before it starts
-# (zoo.analysis.ALLOCATOR_STATS_ENV).
+# (zoo.research.analysis.ALLOCATOR_STATS_ENV).
 os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -48,7 +48,8 @@ flags.DEFINE_string("report", "docs/hamiltonian-1202/training.md",
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
-    from zoo import experiments, training
+    from zoo import training
+    from zoo.research import experiments
 
     def config(engine, steps):
         return training.TrainConfig(

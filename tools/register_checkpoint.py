@@ -12,7 +12,7 @@ test split, measures the training-step memory, records the predictions on
 tools/samples and the accuracy on the first 1,000 test images (which the tests
 check), and writes the manifest entry. A checkpoint it replaces under the same
 name leaves checkpoints/ (the entry names the commit that last shipped it).
-The work is done by zoo.registration.register_run. Then run tools/model_cards.py.
+The work is done by zoo.publish.registration.register_run. Then run tools/model_cards.py.
 """
 
 import os
@@ -20,7 +20,7 @@ import sys
 
 # The manifest's training-step memory needs the CPU allocator's statistics,
 # which TensorFlow keeps only with the allocator chosen here, before it starts
-# (zoo.analysis.ALLOCATOR_STATS_ENV).
+# (zoo.research.analysis.ALLOCATOR_STATS_ENV).
 os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -54,7 +54,7 @@ flags.mark_flags_as_required(["name", "run_dir", "tag"])
 
 
 def main(argv):
-    from zoo import registration
+    from zoo.publish import registration
 
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")

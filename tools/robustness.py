@@ -1,4 +1,4 @@
-"""Measure the robustness of shipped checkpoints (zoo.robustness) and record it.
+"""Measure the robustness of shipped checkpoints (zoo.research.robustness) and record it.
 
     python tools/robustness.py --model hamiltonian-74-cifar10
     python tools/robustness.py --all --missing_only
@@ -22,6 +22,7 @@ sys.path.insert(0, ROOT)
 os.environ.setdefault("ZOO_QUIET", "0" if "--verbose" in sys.argv else "1")
 
 from zoo import runtime  # noqa: E402
+from zoo import files
 
 from absl import app, flags  # noqa: E402
 
@@ -41,7 +42,8 @@ flags.DEFINE_string("output_dir", os.path.join(ROOT, "docs", "robustness"),
 
 def main(argv):
     import zoo
-    from zoo import model_cards, pretrained, robustness, training
+    from zoo import model_cards, pretrained
+    from zoo.research import robustness
 
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
@@ -71,10 +73,10 @@ def main(argv):
                                             log=lambda text: print(text, flush=True))
         os.makedirs(FLAGS.output_dir, exist_ok=True)
         path = os.path.join(FLAGS.output_dir, "diagnostics.json")
-        training.atomic_write(path, json.dumps(found, indent=1) + "\n")
+        files.atomic_write(path, json.dumps(found, indent=1) + "\n")
         print(f"wrote {path}")
     manifest = pretrained.read_manifest(manifest_path)
-    training.atomic_write(os.path.join(ROOT, "MODEL_CARDS.md"), model_cards.render(manifest))
+    files.atomic_write(os.path.join(ROOT, "MODEL_CARDS.md"), model_cards.render(manifest))
     for path in robustness.write_report(manifest, FLAGS.output_dir).values():
         print(f"wrote {path}")
     return 0

@@ -48,7 +48,8 @@ flags.DEFINE_bool("report_only", False, "Train nothing: write the report from th
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
-    from zoo import experiments, training
+    from zoo import training
+    from zoo.research import experiments
 
     fractions = [float(f) for f in FLAGS.fractions]
     steps = [int(s) for s in FLAGS.steps]

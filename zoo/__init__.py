@@ -19,8 +19,8 @@ runtime.enable_fast_cpu_kernels()
 with runtime.quiet_native_stderr(enabled=runtime.quiet_requested()):
     from zoo import layers, models, regularizers  # noqa: E402
     from zoo.inference import predict_images  # noqa: E402
-    from zoo.pretrained import info, load  # noqa: E402
-    from zoo.registry import build, list_models  # noqa: E402
+    from zoo.pretrained import info, list_models, load  # noqa: E402
+    from zoo.registry import build  # noqa: E402
 
     if runtime.quiet_requested():
         import tensorflow as _tf

@@ -41,6 +41,9 @@ import time
 import uuid
 from typing import Optional
 
+from zoo import files, provenance, training
+from zoo.errors import PlanError
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SNAPSHOT_SECONDS = 15 * 60
 LATEST = "LATEST"
@@ -51,10 +54,6 @@ TRAIN_OVERRIDES = frozenset({
     "batch_size", "learning_rate", "weight_decay", "smoothness_decay", "label_smoothing",
     "ema_decay", "holdout", "limit_train", "limit_eval", "model_args", "control_points",
     "validation_freq", "deterministic", "reversible", "mixed_precision", "fraction", "steps"})
-
-
-class PlanError(ValueError):
-    """The plan file is malformed."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +100,7 @@ class PlannedRun:
         return run
 
     def check(self):
-        from zoo import registry, training
+        from zoo import registry
 
         if self.kind not in KINDS:
             raise PlanError(f"Run {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}.")
@@ -153,8 +152,8 @@ def now_iso():
 
 
 def _fsync_tree(directory):
-    for folder, _, files in os.walk(directory):
-        for name in files:
+    for folder, _, names in os.walk(directory):
+        for name in names:
             with open(os.path.join(folder, name), "rb") as f:
                 os.fsync(f.fileno())
 
@@ -179,16 +178,14 @@ def write_snapshot(run_dir, snapshot_root, history):
     """Copies the resumable state of `run_dir` and `history` into a new
     directory under `snapshot_root`, points LATEST at it, then deletes every
     other snapshot. Returns the new snapshot's path."""
-    from zoo import training
-
     os.makedirs(snapshot_root, exist_ok=True)
     staging = tempfile.mkdtemp(dir=snapshot_root, prefix=".tmp-")
     prefix = os.path.basename(training.snapshot_run(run_dir, staging))
-    training.atomic_write(os.path.join(staging, "campaign.json"), json.dumps(history, indent=2))
+    files.atomic_write(os.path.join(staging, "campaign.json"), json.dumps(history, indent=2))
     _fsync_tree(staging)
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     os.rename(staging, os.path.join(snapshot_root, name))
-    training.atomic_write(os.path.join(snapshot_root, LATEST), name + "\n")
+    files.atomic_write(os.path.join(snapshot_root, LATEST), name + "\n")
     for other in os.listdir(snapshot_root):
         if other not in (LATEST, name):
             path = os.path.join(snapshot_root, other)
@@ -244,11 +241,9 @@ class Campaign:
             return json.load(f)
 
     def _record_finished(self, run, summary):
-        from zoo import training
-
         ledger = self.ledger()
         ledger["finished"][run.name] = summary
-        training.atomic_write(self.ledger_path, json.dumps(ledger, indent=2) + "\n")
+        files.atomic_write(self.ledger_path, json.dumps(ledger, indent=2) + "\n")
 
     def snapshot_root(self, run):
         return os.path.join(self.in_progress_dir, run.name)
@@ -263,8 +258,6 @@ class Campaign:
     # Configuration -----------------------------------------------------------
     def config(self, run, on_gpu=False, verbose=2):
         """The TrainConfig a run starts with on this machine."""
-        from zoo import training
-
         recipe = run.gpu_recipe if on_gpu and run.gpu_recipe else run.recipe
         fields = dict(run.train)
         if "steps" not in fields:
@@ -277,8 +270,6 @@ class Campaign:
     def _resumed_config(self, run, verbose):
         """The config of a run whose scratch directory holds its saved
         configuration: as saved, with this machine's precision."""
-        from zoo import training
-
         with open(os.path.join(self.run_dir(run), "config.json")) as f:
             saved = json.load(f)
         fields = {f.name for f in dataclasses.fields(training.TrainConfig)}
@@ -294,8 +285,6 @@ class Campaign:
         """Trains the plan's runs in order for `minutes`; returns the names of
         the runs finished in this call. A run whose loss stops being finite is
         recorded as failed in the ledger and the next one starts."""
-        from zoo import training
-
         if lower_priority:
             try:
                 os.nice(19 - os.nice(0))
@@ -347,8 +336,6 @@ class Campaign:
         import keras
         import tensorflow as tf
 
-        from zoo import training
-
         on_gpu = bool(tf.config.list_physical_devices("GPU"))
         history = restore_snapshot(self.snapshot_root(run), self.run_dir(run))
         if history is None:
@@ -367,7 +354,7 @@ class Campaign:
                    "precision": training.dtype_policy(resolved.mixed_precision),
                    "engine": "reversible" if training.uses_reversible_engine(resolved)
                    else "autodiff",
-                   "recipe": resolved.recipe, "hardware": training.hardware(),
+                   "recipe": resolved.recipe, "hardware": provenance.hardware(),
                    "from_step": _checkpoint_step(self.run_dir(run)), "to_step": None,
                    "seconds": 0.0}
         history["segments"].append(segment)
@@ -399,11 +386,9 @@ class Campaign:
     def finalize(self, run, results, history):
         """Evaluates and registers a finished checkpoint run, or writes a
         pilot's figures; returns the ledger's summary of it."""
-        from zoo import training
-
         history = {**history, "finished": now_iso()}
         run_dir = self.run_dir(run)
-        training.atomic_write(os.path.join(run_dir, "campaign.json"),
+        files.atomic_write(os.path.join(run_dir, "campaign.json"),
                               json.dumps(history, indent=2))
         summary = {"finished": history["finished"], "kind": run.kind,
                    "steps": results["steps"], "epochs": results["epochs"],
@@ -412,7 +397,8 @@ class Campaign:
         if run.kind == "pilot":
             summary.update(self.write_pilot(run, results, history))
             return summary
-        from zoo import model_cards, pretrained, registration
+        from zoo import model_cards, pretrained
+        from zoo.publish import registration
 
         tag = run.tag or f"{run.recipe}{run.epochs}ep"
         weights = os.path.join(run_dir, f"{run.ship}.weights.h5")
@@ -426,7 +412,7 @@ class Campaign:
         manifest = pretrained.read_manifest(
             os.path.join(self.checkpoints_dir, pretrained.MANIFEST_NAME))
         if os.path.abspath(self.checkpoints_dir) == os.path.join(ROOT, "checkpoints"):
-            training.atomic_write(os.path.join(ROOT, "MODEL_CARDS.md"),
+            files.atomic_write(os.path.join(ROOT, "MODEL_CARDS.md"),
                                   model_cards.render(manifest))
         summary.update(top1=entry["metrics"]["top1"], weights=entry["weights"]["file"],
                        target_top1=run.target_top1,
@@ -437,8 +423,6 @@ class Campaign:
     def write_pilot(self, run, results, history):
         """A pilot's metrics per epoch and its final held-out figures, in
         docs/recipe_pilots/<name>.json, and the table of every pilot."""
-        from zoo import training
-
         folder = os.path.join(self.docs_dir, "recipe_pilots")
         os.makedirs(folder, exist_ok=True)
         with open(os.path.join(self.run_dir(run), "metrics.json")) as f:
@@ -449,9 +433,9 @@ class Campaign:
                   "train_images": results["train_examples"],
                   "final": final, "config": results["config"], "epochs": rows,
                   "history": history}
-        training.atomic_write(os.path.join(folder, f"{run.name}.json"),
+        files.atomic_write(os.path.join(folder, f"{run.name}.json"),
                               json.dumps(record, indent=2) + "\n")
-        training.atomic_write(os.path.join(folder, "table.md"), pilot_table(folder))
+        files.atomic_write(os.path.join(folder, "table.md"), pilot_table(folder))
         summary = {"holdout_top1": final["accuracy"]}
         if "ema_accuracy" in final:
             summary["holdout_ema_top1"] = final["ema_accuracy"]
@@ -564,7 +548,7 @@ def _describe_warm_start(warm_start):
     checkpoint, its manifest entry's metrics and training."""
     if not warm_start:
         return None
-    from zoo import pretrained, training
+    from zoo import pretrained
 
     path = training.resolve_weights(warm_start)
     described = {"from": warm_start, "file": os.path.basename(path),

@@ -16,6 +16,7 @@ import numpy as np
 
 from zoo import data as data_lib
 from zoo.plotting import new_figure
+from zoo.errors import EvaluationError
 
 # Keras' clipping constant for cross-entropy on probabilities: a true-class
 # probability of exactly 0 would make the loss infinite.
@@ -25,10 +26,6 @@ EPSILON = 1e-7
 PROBABILITY_TOLERANCE = 1e-3
 # Above this many classes the confusion-matrix cells are too small to hold counts.
 MAX_ANNOTATED_CLASSES = 20
-
-
-class EvaluationError(ValueError):
-    """The model and the data cannot be evaluated together (a usage error)."""
 
 
 def evaluate(model, split, batch_size=100, from_logits=False, limit=None, flip_tta=False):

@@ -3,7 +3,7 @@
 One card per checkpoint, in the sections of Google's model-card-toolkit schema
 (model details, model parameters, quantitative analysis, considerations).
 Every number comes from the manifest, which holds only measured figures
-(`zoo.pretrained.make_entry`); nothing here is typed in by hand but the
+(`zoo.publish.entries.make_entry`); nothing here is typed in by hand but the
 prose that frames them. `tools/model_cards.py` writes the file and a test
 checks that it is up to date.
 """
@@ -27,50 +27,6 @@ model-card-toolkit schema.
 Load any of these with `zoo.load(name)`; `zoo.info(name)` returns the manifest entry.
 
 """
-
-FAMILY_DESCRIPTIONS = {
-    "hamiltonian": (
-        "a reversible network of Hamiltonian blocks (Verlet discretisation of a Hamiltonian "
-        "system, Chang et al. 2018, Eq. 10)"),
-    "midpoint": (
-        "a reversible network of midpoint blocks (the midpoint rule on an antisymmetric "
-        "system, Chang et al. 2018, Eq. 15)"),
-    "leapfrog": (
-        "a reversible network of leapfrog blocks (a second-order system discretised by "
-        "leapfrog, Chang et al. 2018, Eq. 17)"),
-    "resnet": "the CIFAR ResNet of He et al. (2016), the non-reversible baseline",
-    "revnet": "the reversible residual network of Gomez et al. (2017), the reversible baseline",
-    "pde": "a PDE-motivated CNN of Ruthotto & Haber (2020)",
-}
-
-# Where one family holds architectures of different dynamics, the card names
-# the architecture's own; steps per unit and reversibility are read from the
-# builder and the registry so the prose cannot drift from the code.
-ARCHITECTURE_DYNAMICS = {
-    "parabolic": (
-        "a parabolic CNN of Ruthotto & Haber (2020): forward Euler on the heat-like equation "
-        "Y' = -K^T σ(N(KY + b)) with TV normalisation N"),
-    "hyperbolic-hamiltonian": (
-        "a hyperbolic CNN of Ruthotto & Haber (2020): a Hamiltonian system with one kernel "
-        "per half and their symmetric layer, TV normalisation, Verlet steps"),
-    "second-order": (
-        "a second-order (hyperbolic) CNN of Ruthotto & Haber (2020): the leapfrog scheme "
-        "Y_{j+1} = 2Y_j - Y_{j-1} - h^2 K^T σ(N(KY_j + b)) with TV normalisation"),
-}
-
-
-def architecture_description(architecture):
-    """The card phrase of a PDE-CNN architecture, or None for the others."""
-    from zoo import registry
-    from zoo.models import pde
-
-    dynamics = ARCHITECTURE_DYNAMICS.get(architecture)
-    if dynamics is None:
-        return None
-    invertible = registry.get_entry(architecture).invertible
-    return (f"{dynamics}, {pde.STEPS} steps per unit; "
-            f"{'reversible' if invertible else 'not reversible'}")
-
 
 def percent(value):
     return f"{100 * value:.2f}%"
@@ -105,7 +61,7 @@ def flip_tta_rows(entry):
 
 
 def describe_hardware(hardware):
-    """A run's `zoo.training.hardware()` record in words."""
+    """A run's `zoo.provenance.hardware()` record in words."""
     processor = hardware.get("cpu_model") or hardware.get("processor", "")
     return (f"{hardware.get('cpu_count', '?')}-core {processor} machine, "
             f"devices {', '.join(hardware.get('devices', []))}, TensorFlow "
@@ -316,9 +272,11 @@ def overview(entry):
 
 
 def description(entry):
-    """What the architecture is, in one phrase for the card's overview."""
-    return (architecture_description(entry["architecture"])
-            or FAMILY_DESCRIPTIONS.get(entry["family"], entry["family"]))
+    """What the architecture is, in one phrase for the card's overview (its
+    registration says it: zoo/models/)."""
+    from zoo import registry
+
+    return registry.get_entry(entry["architecture"]).card_description()
 
 
 def users(entry):
@@ -375,3 +333,102 @@ def render(manifest):
             f"{paper_text} | "
             f"{entry['parameters']['total']:,} | `{entry['weights']['file']}` |")
     return HEADER + "\n".join(index) + "\n\n" + "\n".join(cards)
+
+
+# --------------------------------------------------------------------------
+# The card of a fine-tuned model (zoo.training.finetune)
+# --------------------------------------------------------------------------
+def _epoch_range(phase):
+    last = phase["first_epoch"] + phase["epochs"] - 1
+    return str(last) if phase["epochs"] == 1 else f"{phase['first_epoch']}–{last}"
+
+
+def render_finetuned_card(card):
+    """model_card.md: the card in the sections of MODEL_CARDS.md."""
+    p, m, d, t = card["parent"], card["metrics"], card["dataset"], card["training"]
+    pm = p["metrics"]
+    hw = t["hardware"]
+    shape = "×".join(str(s) for s in card["input"]["shape"])
+    origin = (f"trained from a random initialisation with the architecture of `{p['name']}` "
+              "(the comparison for fine-tuning)" if card["from_scratch"]
+              else f"fine-tuned from the pretrained checkpoint `{p['name']}`")
+    dataset_shape = "×".join(str(s) for s in card["input"]["dataset_shape"])
+    conversion = (f"The dataset's {dataset_shape} images were converted: "
+                  f"{'; '.join(card['input']['conversion'])} (`zoo.data.prepare_images`)."
+                  if card["input"]["conversion"] else "The dataset's images have this shape.")
+    per_class = ", ".join(f"{k} {percent(v)}" for k, v in m["per_class_accuracy"].items()
+                          if v is not None)
+    lines = [
+        f"# {card['name']}",
+        "",
+        "## Model details",
+        "",
+        f"- **Overview**: {card['architecture']} on {d['name']}, {origin}.",
+        f"- **Parent checkpoint**: `{p['name']}`, weights `{p['weights']['file']}`, sha256 "
+        f"`{p['weights']['sha256']}`"
+        + ("" if p["weights_used"] else " (architecture only; its weights were not used)") + ".",
+        f"- **Parent metrics** ({p['dataset']} {pm.get('split')}, {pm.get('images', 0):,} "
+        f"images): top-1 {percent(pm['top1'])}, top-5 {percent(pm['top5'])}, loss {pm['loss']:.4f}.",
+        f"- **Weights**: `{card['weights']['file']}`, sha256 `{card['weights']['sha256']}` "
+        f"({card['weights']['format']}); `zoo.pretrained.load_finetuned(<this directory>)`.",
+        f"- **Code commit**: `{t['code_commit']}`.",
+        f"- **License**: {card.get('license')}.",
+    ]
+    if card.get("citations"):
+        lines += ["- **Citations**:", *[f"  - {c['text']}" for c in card["citations"]]]
+    lines += [
+        "",
+        "## Model parameters",
+        "",
+        f"- **Architecture**: `zoo.build(\"{card['architecture']}\", include_top=False, "
+        f"pooling=\"{card['builder_args']['pooling']}\", "
+        f"input_shape={tuple(card['input']['shape'])})` + a dense softmax classifier of "
+        f"{card['head']['classes']} classes.",
+        f"- **Parameters**: {card['parameters']['total']:,} "
+        f"({card['parameters']['trainable']:,} trainable).",
+        f"- **Input**: {shape} images, values in [0, 255]; {card['input']['preprocessing']}. "
+        f"{conversion}",
+        f"- **Output**: {card['head']['classes']} class probabilities; labels "
+        f"{', '.join(card['labels'])}.",
+        f"- **Training data**: {d['name']} {d['train_split']} split, {d['train_images']:,} images "
+        f"({d['source']}); {t['augmentation']}.",
+        f"- **Evaluation data**: {d['name']} {d['test_split']} split, {d['test_images']:,} images.",
+        f"- **Training procedure**: {t['optimizer']}, batch {t['batch_size']}, weight decay "
+        f"{t['weight_decay']:g}, smoothness decay {t['smoothness_decay']:g}, seed {t['seed']}, "
+        f"{t['precision']}, {t['engine']} gradients; {t['epochs']} epochs ({t['steps']:,} steps):",
+        "",
+        "| phase | epochs | trains | batch norm | peak learning rate | warm-up epochs | steps "
+        "| seconds |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        *[f"| {ph['phase']} | {_epoch_range(ph)} | "
+          f"{ph['trainable']} | {ph['batch_norm']} | {ph['learning_rate']:g} | "
+          f"{ph['warmup_epochs']:g} | {ph['steps']:,} | {ph['seconds']:,.1f} |"
+          for ph in t["phases"]],
+        "",
+        f"- **Training hardware and time**: {describe_hardware(hw)}; "
+        f"{t['train_seconds']:,.1f} s of training epochs (with the evaluations for the "
+        "curves), "
+        f"{t['wall_seconds']:,.1f} s wall time in all.",
+    ]
+    if t.get("command"):
+        lines.append(f"- **Command**: `{t['command']}`")
+    lines += [
+        "",
+        "## Quantitative analysis",
+        "",
+        *metrics_table(m, top5_k=m["top5_k"] if m["top5_k"] < card["head"]["classes"] else None),
+        "",
+        f"Measured in {m['precision']} on the weights of the last epoch. Per class: {per_class}.",
+        "",
+        "## Considerations",
+        "",
+        f"- **Limitations**: trained on {d['train_images']:,} images of {d['name']}; evaluated "
+        f"on {m['images']:,}, so the accuracy has a standard error of about "
+        f"{percent(math.sqrt(max(m['top1'] * (1 - m['top1']), 1e-12) / max(m['images'], 1)))}. "
+        "The test split was evaluated during training for the learning curves only; "
+        "nothing was selected on it.",
+        "- **Ethical considerations**: inherits the biases of the parent's training data "
+        "and of this dataset; not for decisions about people.",
+        "",
+    ]
+    return "\n".join(lines)

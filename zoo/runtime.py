@@ -28,7 +28,7 @@ def enable_fast_cpu_kernels(environ=None, modules=None):
 
 
 # The CPU allocator that keeps peak-memory statistics, chosen before
-# TensorFlow starts (zoo.analysis reads them).
+# TensorFlow starts (zoo.research.analysis reads them).
 ALLOCATOR_STATS_ENV = {"TF_CPU_ALLOCATOR_USE_BFC": "true"}
 
 
@@ -52,24 +52,6 @@ def call_isolated(module, function, env=None, **kwargs):
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"{module}.{function}({kwargs}) failed:\n{proc.stderr[-3000:]}")
     return json.loads(lines[-1][len("RESULT "):])
-
-
-class UserError(Exception):
-    """A mistake in what the user asked for (as opposed to a bug): the tools
-    print its message on one line and exit with status 2."""
-
-
-def user_error_types():
-    """The exceptions the tools report as user errors: missing files and
-    data, unreadable images, bad data for evaluation or fine-tuning, a bad
-    campaign plan, a file that would be overwritten."""
-    from zoo import campaign, data, evaluation, finetune, inference, pretrained, training
-
-    return (UserError, FileNotFoundError, FileExistsError, data.DataNotFoundError,
-            training.ConfigurationError,
-            inference.UnreadableImageError, inference.NotAZooExportError,
-            evaluation.EvaluationError,
-            finetune.FinetuneError, campaign.PlanError, pretrained.ChecksumError)
 
 
 QUIET_ENV = "ZOO_QUIET"
@@ -97,6 +79,8 @@ def run_tool(name, main, argv):
     instead of a traceback."""
     from absl import app
 
+    from zoo import errors
+
     try:
         return main(argv)
     except BrokenPipeError:
@@ -106,10 +90,10 @@ def run_tool(name, main, argv):
     except app.UsageError as error:
         print(f"{name}: error: {error} (see {name} --help)", file=sys.stderr)
         return 2
-    except user_error_types() as error:
+    except errors.USER_ERRORS as error:
         print(f"{name}: error: {user_message(error)}", file=sys.stderr)
         return 2
-    except work_failure_types() as error:
+    except errors.WORK_FAILURES as error:
         print(f"{name}: error: {error}", file=sys.stderr)
         return 1
 
@@ -122,14 +106,6 @@ def user_message(error):
     if isinstance(error, KeyError) and len(error.args) == 1:  # str() would quote it
         return str(error.args[0])
     return str(error).strip() or type(error).__name__
-
-
-def work_failure_types():
-    """The exceptions the tools report in one line with exit status 1: the
-    work failed although the request was sound (a training run diverged)."""
-    from zoo import training
-
-    return (training.TrainingDiverged,)
 
 
 class quiet_native_stderr:

@@ -16,6 +16,7 @@ import os
 from absl import app, flags
 
 from zoo import cli  # noqa: E402  (the package, for its shared flags)
+from zoo import pretrained
 
 FLAGS = flags.FLAGS
 
@@ -43,7 +44,7 @@ def define_flags():
 
 
 def main(argv):
-    from zoo import data, evaluation, finetune, registry
+    from zoo import data, evaluation, registry
     from zoo.cli.predict import check_model_flags, load_model
 
     if len(argv) > 1:
@@ -55,7 +56,7 @@ def main(argv):
         raise app.UsageError("--finetuned needs --dataset: the data to evaluate it on.")
     check_model_flags(FLAGS.model, FLAGS.weights, FLAGS.finetuned, FLAGS.random_weights)
     if FLAGS.finetuned:
-        card = finetune.read_card(FLAGS.finetuned)
+        card = pretrained.read_card(FLAGS.finetuned)
         name = card.get("name") or os.path.basename(os.path.normpath(FLAGS.finetuned))
         dataset = FLAGS.dataset
     else:
@@ -74,7 +75,7 @@ def main(argv):
     model, _ = load_model(FLAGS.model, FLAGS.weights, FLAGS.finetuned, FLAGS.random_weights)
     if FLAGS.finetuned:
         # Converted as fine-tuning converted its data (channels, size).
-        split, _ = finetune.prepare_split(split, card["input"]["shape"])
+        split, _ = data.prepare_split(split, card["input"]["shape"])
         weights = os.path.abspath(os.path.join(FLAGS.finetuned, card["weights"]["file"]))
     elif FLAGS.weights:
         weights = os.path.abspath(FLAGS.weights)

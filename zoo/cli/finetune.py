@@ -9,8 +9,8 @@ r"""Fine-tune a pretrained zoo model on another dataset (or train it from scratc
 Writes finetuned.weights.h5, model_card.json/.md, metrics per epoch,
 results.json and the test report into --output_dir; `zoo predict --finetuned
 DIR` and `zoo evaluate --finetuned DIR` use it, as does
-zoo.finetune.load_finetuned(DIR) in Python. The work and the defaults are in
-zoo.finetune.
+zoo.pretrained.load_finetuned(DIR) in Python. The work and the defaults are in
+zoo.training.finetune.
 """
 
 import shlex
@@ -42,18 +42,18 @@ def define_flags():
                         "Directory with local dataset files (else $ZOO_DATA_DIR).")
     flags.DEFINE_string("output_dir", None, "Where weights, model card and metrics go.")
     flags.DEFINE_integer("head_epochs", None, "Epochs training only the new classifier "
-                         "(default: zoo.finetune.HEAD_EPOCHS).", lower_bound=0)
+                         "(default: zoo.training.finetune.HEAD_EPOCHS).", lower_bound=0)
     flags.DEFINE_integer("epochs", None, "Epochs training all layers after that (default: "
-                         "zoo.finetune.EPOCHS). From scratch: head_epochs + epochs in all.",
+                         "zoo.training.finetune.EPOCHS). From scratch: head_epochs + epochs in all.",
                          lower_bound=0)
     flags.DEFINE_float("head_learning_rate", None, "Peak learning rate of the classifier-only "
-                       "phase (default: zoo.finetune.HEAD_LEARNING_RATE).")
+                       "phase (default: zoo.training.finetune.HEAD_LEARNING_RATE).")
     flags.DEFINE_float("learning_rate", None, "Peak learning rate when all layers train "
                        "(default 0.01 fine-tuning, 0.1 from scratch).")
-    flags.DEFINE_integer("batch_size", None, "Batch size (default: zoo.finetune.BATCH_SIZE).",
+    flags.DEFINE_integer("batch_size", None, "Batch size (default: zoo.training.finetune.BATCH_SIZE).",
                          lower_bound=1)
     flags.DEFINE_float("weight_decay", None,
-                       "SGD weight decay (default: zoo.finetune.WEIGHT_DECAY).")
+                       "SGD weight decay (default: zoo.training.finetune.WEIGHT_DECAY).")
     flags.DEFINE_integer("seed", 0, "Seed of the new classifier (or of the whole network "
                          "from scratch), data order and augmentation.")
     flags.DEFINE_bool("mixed_precision", False,
@@ -71,7 +71,7 @@ def define_flags():
 
 
 def main(argv):
-    from zoo import finetune
+    from zoo.training import finetune
     from zoo.cli.train import unexpected_arguments
 
     if len(argv) > 1:

@@ -38,7 +38,7 @@ def describe_checkpoint(entry):
     if entry.get("paper"):
         lines.append(f"  paper: {entry['paper']['top1']:.2f}% ({entry['paper']['source']})")
     if entry.get("robustness"):
-        from zoo import robustness
+        from zoo.research import robustness
 
         lines.append(f"  robustness: {robustness.summary(entry['robustness'])}")
     lines += [
@@ -74,7 +74,7 @@ def describe_architecture(name):
 def main(argv):
     import zoo
     from zoo import registry
-    from zoo.runtime import UserError
+    from zoo.errors import UserError
 
     if len(argv) != 2:
         raise app.UsageError("Give one model name (zoo list shows them).")

@@ -20,6 +20,7 @@ import sys
 from absl import flags
 
 from zoo import cli  # noqa: E402  (the package, for its shared flags)
+from zoo import pretrained
 
 FLAGS = flags.FLAGS
 
@@ -44,7 +45,7 @@ def check_model_flags(model_name, weights=None, finetuned=None, random_weights=F
     mean a model; cheap, so that it runs before any data is read."""
     import zoo
     from zoo import registry
-    from zoo.runtime import UserError
+    from zoo.errors import UserError
 
     if finetuned:
         if not os.path.isdir(finetuned):
@@ -75,17 +76,15 @@ def load_model(model_name, weights=None, finetuned=None, random_weights=False):
     fine-tuning output directory, a weights file, a pretrained name's shipped
     checkpoint, or (random_weights) an untrained network."""
     import zoo
-    from zoo import labels, registry
+    from zoo import data, registry
 
     check_model_flags(model_name, weights, finetuned, random_weights)
     if finetuned:
-        from zoo import finetune
-
-        return finetune.load_finetuned(finetuned), finetune.read_card(finetuned)["labels"]
+        return pretrained.load_finetuned(finetuned), pretrained.read_card(finetuned)["labels"]
     if weights is None and not random_weights:
         return zoo.load(model_name), zoo.info(model_name)["labels"]
     _, dataset = registry.split_name(model_name)
-    return zoo.build(model_name, weights=weights), labels.BY_DATASET.get(dataset)
+    return zoo.build(model_name, weights=weights), (list(data.DATASETS[dataset].labels) if dataset else None)
 
 
 def main(argv):

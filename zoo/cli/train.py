@@ -26,7 +26,7 @@ CONFIG_FLAGS = (
 
 
 def define_flags():
-    from zoo.training import RECIPES
+    from zoo.training.config import RECIPES
 
     cli.define_verbose_flag(__name__)
     cli.define_progress_flag(__name__, 1)
@@ -88,7 +88,7 @@ def unexpected_arguments(argv):
 
 def main(argv):
     from zoo import training
-    from zoo.runtime import UserError
+    from zoo.errors import UserError
 
     if len(argv) > 1:
         raise unexpected_arguments(argv)

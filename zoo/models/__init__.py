@@ -1,16 +1,22 @@
-"""Model builders (keras.applications signature). Importing this package
-registers every architecture."""
+"""Model builders (keras.applications signature), one file per architecture
+family: `hamiltonian`, `midpoint`, `leapfrog`, `resnet`, `revnet`, `pde`;
+`common` holds what they share and `backbone` the structure of a fine-tuned
+model.
 
-from zoo.models.hamiltonian import (
-    Hamiltonian74,
-    Hamiltonian218,
-    Hamiltonian1202,
-    Leapfrog26,
-    Leapfrog62,
-    Midpoint26,
-    Midpoint62,
-    reversible_ode_network,
-)
-from zoo.models.pde import HyperbolicHamiltonian, Parabolic, SecondOrder, pde_network
-from zoo.models.resnet import ResNet32, ResNet110, cifar_resnet
-from zoo.models.revnet import RevNet38, RevNet110, revnet
+Each architecture file registers its builders with their facts (zoo.registry)
+and lists them in `__all__`. Importing this package imports every module in it,
+so that a new architecture is one new file here (and its test): it registers
+itself and its builders appear as `zoo.models.<Builder>`.
+"""
+
+import importlib
+import pkgutil
+
+__all__ = []
+
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    _loaded = importlib.import_module(f"{__name__}.{_module}")
+    for _name in getattr(_loaded, "__all__", ()):
+        globals()[_name] = getattr(_loaded, _name)
+        __all__.append(_name)
+__all__.sort()

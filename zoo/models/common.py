@@ -4,8 +4,16 @@ import os
 
 import keras
 
-from zoo.layers import PerImageStandardization, TVNormalization
+from zoo.layers import (
+    HamiltonianBlock,
+    PerImageStandardization,
+    PoolAndPad,
+    ReversibleUnit,
+    TVNormalization,
+)
 from zoo.regularizers import weight_decay_regularizer
+
+__all__ = ["reversible_ode_network"]
 
 DEFAULT_INPUT_SHAPE = (32, 32, 3)
 # Two 2× downsamplings: the last unit must still see at least 2×2 pixels.
@@ -159,3 +167,50 @@ def load_weights(model, weights):
     raise ValueError(
         f"weights must be None or the path of an existing weights file, got {weights!r}."
     )
+
+
+def reversible_ode_network(block, blocks_per_unit, widths, name, *, reversible=True,
+                           weight_decay=0.0, smoothness_decay=0.0, control_points=None,
+                           **kwargs):
+    """Builds a network of `block`s in the layout of Chang et al. (2018).
+
+    Layout (from the authors' code): a 3×3 convolution to 32 channels + BN + ReLU;
+    three units of n blocks; the first block of units 2 and 3 runs at the old
+    width and resolution, then 2×2 average pooling and zero-padding of channels;
+    final BN + ReLU + global average pooling + dense.
+
+    Because the first block of unit k+1 runs at the resolution and width of unit
+    k, it is the last time step of the same ODE: we run it inside that unit's
+    loop. The three loops therefore hold n+1, n and n−1 blocks. This is the same
+    function and parameter count as the paper's grouping; the smoothness decay
+    (Eq. 22) couples that block with its neighbours in time.
+
+    Args:
+      block: template block (its hyper-parameters are used, e.g. h).
+      blocks_per_unit: n, the number of blocks of each of the three units.
+      widths: channels of the three units.
+      reversible: backprop by reconstruction (True) or plain autodiff (False).
+      weight_decay: λ of (λ/2)Σw² on every kernel (SGD weight decay λ).
+      smoothness_decay: coefficient of the smoothness term of Eq. 22.
+      control_points: weights on their own time grid: at most this many
+        weight sets per unit, linearly interpolated (None: one per block).
+      **kwargs: as in `classifier` (keras.applications arguments;
+        synchronized_bn applies to the stem and final BN, the blocks have none).
+    """
+    n = int(blocks_per_unit)
+    if n < 2:
+        raise ValueError(f"Each unit needs at least 2 blocks, got {n}.")
+    groups = 2 if isinstance(block, HamiltonianBlock) else 1
+
+    def body(x):
+        for k, (depth, width) in enumerate(zip((n + 1, n, n - 1), widths)):
+            if k > 0:
+                x = PoolAndPad(width, groups=groups, name=f"transition{k}")(x)
+            x = ReversibleUnit(
+                block, depth, reversible=reversible, weight_decay=weight_decay,
+                smoothness_decay=smoothness_decay, name=f"unit{k + 1}",
+                control_points=None if control_points is None else min(control_points, depth),
+            )(x)
+        return x
+
+    return classifier(name, widths[0], body, weight_decay=weight_decay, **kwargs)

@@ -17,6 +17,7 @@ import keras
 
 from zoo.layers import (
     HamiltonianBlock,
+    InvertibleBlock,
     LeapfrogBlock,
     ParabolicBlock,
     ReversibleUnit,
@@ -25,10 +26,20 @@ from zoo.layers import (
 )
 from zoo.models import common
 from zoo.regularizers import weight_decay_regularizer
-from zoo.registry import register_model
+from zoo.registry import Family, register_model
+
+__all__ = ["HyperbolicHamiltonian", "Parabolic", "SecondOrder", "pde_network"]
 
 WIDTHS = (32, 64, 112, 112)
 STEPS = 3
+
+PDE = Family("pde", "a PDE-motivated CNN of Ruthotto & Haber (2020)", citations=("ruthotto2020",))
+
+
+def _card_description(dynamics, block):
+    """The card phrase of one PDE-CNN: its dynamics, steps and reversibility."""
+    reversible = "reversible" if issubclass(block, InvertibleBlock) else "not reversible"
+    return f"{dynamics}, {STEPS} steps per unit; {reversible}"
 
 
 def pde_network(block, name, *, widths=WIDTHS, steps=STEPS, control_points=None,
@@ -46,7 +57,7 @@ def pde_network(block, name, *, widths=WIDTHS, steps=STEPS, control_points=None,
         (the parabolic block is not, and always uses ordinary backprop).
       **kwargs: as in `common.classifier` (keras.applications arguments).
     """
-    invertible = isinstance(block, (HamiltonianBlock, LeapfrogBlock))
+    invertible = isinstance(block, InvertibleBlock)
 
     def body(x):
         for k in range(len(widths) - 1):
@@ -71,20 +82,36 @@ def pde_network(block, name, *, widths=WIDTHS, steps=STEPS, control_points=None,
 
 
 # Diffusion loses information: no engine can rebuild a parabolic unit's input.
-@register_model("parabolic", family="pde", paper_params=0.50e6, invertible=False)
+@register_model(
+    "parabolic", PDE, block=ParabolicBlock, parameters=(503_194, 503_194), paper_params=0.50e6,
+    paper_top1={"cifar10": (90.5, "ruthotto2020")},
+    description=_card_description(
+        "a parabolic CNN of Ruthotto & Haber (2020): forward Euler on the heat-like equation "
+        "Y' = -K^T σ(N(KY + b)) with TV normalisation N", ParabolicBlock))
 def Parabolic(h=0.1, **kwargs):
     """Parabolic CNN: Y_{j+1} = Y_j − h K^T σ(N(K Y_j + b)) (not reversible)."""
     return pde_network(ParabolicBlock(h=h), "parabolic", **kwargs)
 
 
-@register_model("hyperbolic-hamiltonian", family="pde", paper_params=0.26e6)
+@register_model(
+    "hyperbolic-hamiltonian", PDE, block=HamiltonianBlock, parameters=(264_730, 264_730),
+    paper_params=0.26e6, paper_top1={"cifar10": (90.7, "ruthotto2020")},
+    description=_card_description(
+        "a hyperbolic CNN of Ruthotto & Haber (2020): a Hamiltonian system with one kernel "
+        "per half and their symmetric layer, TV normalisation, Verlet steps", HamiltonianBlock))
 def HyperbolicHamiltonian(h=0.1, **kwargs):
     """Hamiltonian CNN with one kernel per half and F_sym (reversible)."""
     return pde_network(HamiltonianBlock(h=h, normalization="tv"), "hyperbolic_hamiltonian",
                        **kwargs)
 
 
-@register_model("second-order", family="pde", paper_params=0.50e6)
+@register_model(
+    "second-order", PDE, block=LeapfrogBlock, parameters=(503_194, 503_194), paper_params=0.50e6,
+    paper_top1={"cifar10": (90.6, "ruthotto2020")},
+    description=_card_description(
+        "a second-order (hyperbolic) CNN of Ruthotto & Haber (2020): the leapfrog scheme "
+        "Y_{j+1} = 2Y_j - Y_{j-1} - h^2 K^T σ(N(KY_j + b)) with TV normalisation",
+        LeapfrogBlock))
 def SecondOrder(h=0.1, **kwargs):
     """Second-order CNN: Y_{j+1} = 2Y_j − Y_{j−1} − h² K^T σ(N(K Y_j + b)) (reversible)."""
     return pde_network(LeapfrogBlock(h=h, normalization="tv"), "second_order", **kwargs)

@@ -1,8 +1,13 @@
 """CIFAR ResNets of He et al. (CVPR 2016, Section 4.2): the non-reversible baseline."""
 
-from zoo.layers import ResidualBlock, StackedUnit
+from zoo.layers import InvertibleBlock, ResidualBlock, StackedUnit
 from zoo.models import common
-from zoo.registry import register_model
+from zoo.registry import Family, register_model
+
+__all__ = ["ResNet32", "ResNet110", "cifar_resnet"]
+
+RESNET = Family("resnet", "the CIFAR ResNet of He et al. (2016), the non-reversible baseline",
+                citations=("he2016", "chang2018"))
 
 
 def cifar_resnet(blocks_per_stage, name, *, widths=(16, 32, 64), reversible=False,
@@ -19,7 +24,7 @@ def cifar_resnet(blocks_per_stage, name, *, widths=(16, 32, 64), reversible=Fals
     to the stem BN only; the BN inside the blocks uses per-replica statistics
     under a distribution strategy.
     """
-    if reversible:
+    if reversible and not issubclass(ResidualBlock, InvertibleBlock):
         raise ValueError("ResNet blocks are not invertible; build ResNets with reversible=False.")
     n = int(blocks_per_stage)
 
@@ -40,14 +45,16 @@ def cifar_resnet(blocks_per_stage, name, *, widths=(16, 32, 64), reversible=Fals
                              final_norm=False, **kwargs)
 
 
-@register_model("resnet-32", family="resnet", paper_params=0.46e6, invertible=False)
+@register_model("resnet-32", RESNET, block=ResidualBlock, parameters=(466_426, 464_154),
+                paper_params=0.46e6, paper_top1={"cifar10": (92.86, "chang2018")})
 def ResNet32(**kwargs):
     """ResNet-32 (n = 5)."""
     kwargs.setdefault("reversible", False)
     return cifar_resnet(5, "resnet_32", **kwargs)
 
 
-@register_model("resnet-110", family="resnet", paper_params=1.7e6, invertible=False)
+@register_model("resnet-110", RESNET, block=ResidualBlock, parameters=(1_736_058, 1_727_962),
+                paper_params=1.7e6)
 def ResNet110(**kwargs):
     """ResNet-110 (n = 18)."""
     kwargs.setdefault("reversible", False)

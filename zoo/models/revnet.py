@@ -2,7 +2,13 @@
 
 from zoo.layers import ReversibleUnit, RevNetBlock, RevNetDownsampleBlock
 from zoo.models import common
-from zoo.registry import register_model
+from zoo.registry import Family, register_model
+
+__all__ = ["RevNet38", "RevNet110", "revnet"]
+
+REVNET = Family(
+    "revnet", "the reversible residual network of Gomez et al. (2017), the reversible baseline",
+    citations=("gomez2017", "chang2018"))
 
 
 def revnet(blocks_per_stage, widths, name, *, reversible=True, weight_decay=0.0,
@@ -33,13 +39,15 @@ def revnet(blocks_per_stage, widths, name, *, reversible=True, weight_decay=0.0,
     return common.classifier(name, widths[0], body, weight_decay=weight_decay, **kwargs)
 
 
-@register_model("revnet-38", family="revnet", paper_params=0.46e6)
+@register_model("revnet-38", REVNET, block=RevNetBlock, parameters=(467_626, 464_922),
+                paper_params=0.46e6, paper_top1={"cifar10": (92.76, "chang2018")})
 def RevNet38(**kwargs):
     """RevNet-38: 3-3-3 blocks, widths 32-64-112."""
     return revnet(3, (32, 64, 112), "revnet_38", **kwargs)
 
 
-@register_model("revnet-110", family="revnet", paper_params=1.73e6)
+@register_model("revnet-110", REVNET, block=RevNetBlock, parameters=(1_737_514, 1_729_226),
+                paper_params=1.73e6)
 def RevNet110(**kwargs):
     """RevNet-110: 9-9-9 blocks, widths 32-64-128."""
     return revnet(9, (32, 64, 128), "revnet_110", **kwargs)

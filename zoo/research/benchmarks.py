@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def machine():
@@ -46,18 +46,18 @@ def machine():
         info["keras"] = keras.__version__
     except ImportError:
         pass
-    from zoo.training import cpu_info
+    from zoo.provenance import cpu_info
 
     info["cpu_model"] = cpu_info()["cpu_model"]
     return info
 
 
 def run_isolated(function, env=None, **kwargs):
-    """Runs zoo.benchmarks.<function>(**kwargs) in a fresh process (with `env`
+    """Runs zoo.research.benchmarks.<function>(**kwargs) in a fresh process (with `env`
     added to its environment); returns its dict."""
     from zoo.runtime import call_isolated
 
-    return call_isolated("zoo.benchmarks", function, env=env, **kwargs)
+    return call_isolated("zoo.research.benchmarks", function, env=env, **kwargs)
 
 
 def onednn_comparison(model="hamiltonian-74-cifar10", batch=128, steps=8, rounds=2, log=print):
@@ -98,7 +98,8 @@ def train_step(model, reversible, batch, policy="float32", steps=2, intra_op_thr
     import keras
     import tensorflow as tf
 
-    from zoo import analysis, registry
+    from zoo import registry
+    from zoo.research import analysis
 
     if intra_op_threads is not None:
         tf.config.threading.set_intra_op_parallelism_threads(intra_op_threads)
@@ -218,7 +219,8 @@ def inference(model, batch=100, repeats=5, latency_repeats=30):
     SavedModel export: images/s at `batch`, median latency at batch 1."""
     import tensorflow as tf
 
-    from zoo import export, pretrained, registry
+    from zoo import pretrained, registry
+    from zoo.publish import export
 
     _set_policy("float32")
     if model in pretrained.list_pretrained():
@@ -280,7 +282,8 @@ def op_profile(model="hamiltonian-74-cifar10", reversible=False, batch=128,
     import tensorflow as tf
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
-    from zoo import analysis, registry
+    from zoo import registry
+    from zoo.research import analysis
 
     _set_policy(policy)
     keras.utils.set_random_seed(0)
@@ -317,7 +320,7 @@ def op_profile(model="hamiltonian-74-cifar10", reversible=False, batch=128,
 
 
 def peer_available():
-    """Whether the optional PyTorch peer (zoo.torch_peer) can run here."""
+    """Whether the optional PyTorch peer (zoo.research.torch_peer) can run here."""
     import importlib.util
 
     return importlib.util.find_spec("torch") is not None
@@ -325,7 +328,7 @@ def peer_available():
 
 def peer_comparison(batch=128, steps=8, rounds=2, policies=("float32",), log=print):
     """ResNet-32 training img/s in zoo (Keras/TensorFlow, autodiff) and in
-    PyTorch eager (zoo.torch_peer), each configuration in a fresh process,
+    PyTorch eager (zoo.research.torch_peer), each configuration in a fresh process,
     interleaved over `rounds` so that both see the same machine. Returns
     {"rows": [...], "ratio": {policy: zoo / PyTorch (best round of each)}}."""
     from zoo.runtime import call_isolated
@@ -335,7 +338,7 @@ def peer_comparison(batch=128, steps=8, rounds=2, policies=("float32",), log=pri
         for policy in policies:
             ours = run_isolated("throughput", model="resnet-32-cifar10", reversible=False,
                                 batch=batch, policy=policy, steps=steps)
-            theirs = call_isolated("zoo.torch_peer", "throughput", batch=batch, steps=steps,
+            theirs = call_isolated("zoo.research.torch_peer", "throughput", batch=batch, steps=steps,
                                    bfloat16=policy != "float32")
             for framework, r in (("zoo", ours), ("pytorch", theirs)):
                 rows.append({"round": round_, "policy": policy, "framework": framework,
@@ -389,7 +392,7 @@ def run_all(depth_models=DEPTHS, batches=(8, 32), throughput_model="hamiltonian-
     if peer is None:
         peer = peer_available()
     if peer:
-        from zoo.training import native_bfloat16
+        from zoo.provenance import native_bfloat16
 
         policies = ("float32", "mixed_bfloat16") if native_bfloat16() else ("float32",)
         results["peer"] = peer_comparison(steps=throughput_steps, policies=policies, log=log)
@@ -539,7 +542,7 @@ def _ceiling_lines(results):
         "",
         f"One forward pass of {flops['model']} costs {flops['forward_flops'] / 1e6:.1f} MFLOP per "
         "image (TensorFlow's profiler over the graph with the units' loops unrolled, "
-        "`zoo.benchmarks.forward_flops`). A training step costs about 3 forward passes "
+        "`zoo.research.benchmarks.forward_flops`). A training step costs about 3 forward passes "
         "(backward ≈ 2× forward for convolutions: an estimate, not a count) and 4 with the "
         "reversible engine's rebuild. The ceiling divides that by what TensorFlow reaches on a "
         "2048×2048 matrix product on this machine (`matmul_flops_per_second`), which "
@@ -585,7 +588,7 @@ def _profile_lines(results, top=12):
              f"{'reversible' if prof['reversible'] else 'autodiff'}, batch {prof['batch']}: "
              f"TensorFlow's profiler over {prof['steps']} compiled steps "
              f"({prof['step_seconds']:.2f} s a step while profiled), kernel time summed per op "
-             "type over the executor's threads (`zoo.benchmarks.op_profile`). Kernels that run "
+             "type over the executor's threads (`zoo.research.benchmarks.op_profile`). Kernels that run "
              "at once share the cores, so a share is of kernel time, not of the step's wall "
              "time: the backward pass runs the input and filter gradients of a convolution "
              "side by side, which stretches both.", "",
@@ -600,7 +603,7 @@ def _peer_lines(results):
     if not peer:
         return []
     lines = ["", "## ResNet-32 against PyTorch", "",
-             "The same network (`zoo.torch_peer`: 464,154 parameters, per-image "
+             "The same network (`zoo.research.torch_peer`: 464,154 parameters, per-image "
              "standardisation inside, option-A shortcuts) and the same SGD step (momentum 0.9, "
              "Nesterov, weight decay 5e-4) on fixed random images at batch 128, in PyTorch eager "
              "mode with torch.autocast for bfloat16; zoo's figure is the compiled Keras step, "
@@ -627,7 +630,7 @@ def threading_markdown(rows, machine_info, command):
     lines = [
         "# Training throughput against TensorFlow's thread pools",
         "",
-        f"Generated by `{command}` (`zoo.benchmarks.threading_sweep`); raw figures in "
+        f"Generated by `{command}` (`zoo.research.benchmarks.threading_sweep`); raw figures in "
         "`threading.json` beside this file.",
         "",
         f"Machine: {m.get('cpu_model') or m['processor']}, {m['cpu_count']} cores as seen by the "
@@ -655,7 +658,7 @@ def markdown(results, command, plots, json_path=os.path.join(_ROOT, "docs", "ben
     lines = [
         "# Benchmarks",
         "",
-        f"Generated by `{command}` (zoo.benchmarks) between {results['started']} and "
+        f"Generated by `{command}` (zoo.research.benchmarks) between {results['started']} and "
         f"{results['finished']}; raw figures in `{os.path.relpath(json_path, _ROOT)}`, plot "
         + ", ".join(f"`{os.path.relpath(p, _ROOT)}`" for p in plots) + ".",
         "",

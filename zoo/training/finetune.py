@@ -1,11 +1,12 @@
 """Fine-tuning a pretrained checkpoint on another dataset.
 
-    from zoo import data, finetune
+    from zoo import data
+    from zoo.training import finetune
     train = data.load("../shared/data/cifar100_partial.npz", "train")
     test = data.load("../shared/data/cifar100_partial.npz", "test")
     result = finetune.finetune("hamiltonian-74-cifar10", train, test, output_dir="runs/ft")
     print(result.report["top1"])                      # test top-1, float32
-    model = finetune.load_finetuned("runs/ft")        # the same model, from the files
+    model = pretrained.load_finetuned("runs/ft")        # the same model, from the files
 
 `train` may also be the dataset itself (a tfds name, .npz path or image
 folder): `finetune.finetune("hamiltonian-74-cifar10", "cifar100", data_dir=...)`.
@@ -68,27 +69,36 @@ A run does not resume; start it again into an empty directory.
 
 import dataclasses
 import json
-import math
 import os
 import time
 from typing import List, Optional
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from zoo import data as zdata
-from zoo import evaluation, pretrained, references, registry, training
-from zoo.model_cards import describe_hardware, metrics_table, percent
-from zoo.precision import policy as precision_policy
-from zoo.regularizers import weight_decay_regularizer
+from zoo import evaluation, model_cards, provenance
+from zoo.errors import FinetuneError
+from zoo.files import atomic_save_weights, atomic_write
+from zoo.models.backbone import BACKBONE_LAYER, HEAD_LAYER, POOLING, assemble
+from zoo.plotting import plot_curves
+from zoo.pretrained import manifest
+from zoo.pretrained.finetuned import (
+    CARD_FORMAT_VERSION,
+    CARD_JSON,
+    CARD_MD,
+    WEIGHTS_FILE,
+    _rebuild,
+    build_backbone,
+)
+from zoo.references import CITATIONS
+from zoo.training.callbacks import EpochLog
+from zoo.training.config import RECIPES, dtype_policy
+from zoo.training.loop import fit_epoch
+from zoo.training.schedules import WarmupCosine
 
-CARD_FORMAT_VERSION = 1
-WEIGHTS_FILE = "finetuned.weights.h5"
-CARD_JSON = "model_card.json"
-CARD_MD = "model_card.md"
 
-_CPU = training.RECIPES["cpu"]
+_CPU = RECIPES["cpu"]
 HEAD_EPOCHS = 5
 EPOCHS = 30
 BATCH_SIZE = 64
@@ -100,147 +110,14 @@ SMOOTHNESS_DECAY = _CPU.smoothness_decay
 MOMENTUM = _CPU.momentum
 NESTEROV = _CPU.nesterov
 WARMUP_EPOCHS = _CPU.warmup_epochs
-POOLING = "avg"
 
-BACKBONE_LAYER = "backbone"
-HEAD_LAYER = "predictions"
-# Images resized per chunk, so that a large dataset never needs its float
-# copy in memory all at once.
-RESIZE_CHUNK = 512
 # Top-k accuracy is reported with this k, for datasets of more classes.
 TOP_K = 5
-
-
-class FinetuneError(ValueError):
-    """Arguments or data that cannot be fine-tuned on (a usage error)."""
-
-
-# --------------------------------------------------------------------------
-# The model
-# --------------------------------------------------------------------------
-@keras.saving.register_keras_serializable(package="zoo")
-class Backbone(keras.layers.Layer):
-    """Runs a feature-extractor model; while frozen, always in inference mode.
-
-    Keras 3 puts a frozen BatchNormalization layer in inference mode by
-    itself, but the zoo's units compute their blocks' batch norms from the
-    `training` flag alone (`zoo.layers.unit.StackedUnit`), and a functional
-    model overrides a `training=False` recorded at construction with the one
-    `fit` passes. Deciding the mode here, from `trainable`, freezes every
-    kind of layer the same way: no weight and no moving statistic changes.
-    """
-
-    def __init__(self, network, **kwargs):
-        # float32: the wrapper must not cast the pixels; the network's own
-        # layers carry the dtype policy they were built with.
-        kwargs.setdefault("dtype", "float32")
-        super().__init__(**kwargs)
-        self.network = network
-
-    def freeze(self, frozen):
-        """Sets `trainable` to `not frozen` (compile the model afterwards)."""
-        self.trainable = not frozen
-
-    def build(self, input_shape):
-        self.built = True
-
-    def call(self, inputs, training=None):
-        return self.network(inputs, training=bool(training) and self.trainable)
-
-    def compute_output_shape(self, input_shape):
-        return self.network.compute_output_shape(input_shape)
-
-    def get_config(self):
-        config = super().get_config()
-        config["network"] = keras.saving.serialize_keras_object(self.network)
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["network"] = keras.saving.deserialize_keras_object(config["network"])
-        return cls(**config)
-
-
-def assemble(backbone, classes, weight_decay=0.0):
-    """The classifier: images -> `backbone` (pooled features) -> softmax over
-    `classes`. Layers are named `BACKBONE_LAYER` and `HEAD_LAYER`."""
-    inputs = keras.Input(shape=backbone.input_shape[1:], name="images")
-    features = Backbone(backbone, name=BACKBONE_LAYER)(inputs)
-    # The classifier runs in the variable dtype (float32 under mixed
-    # precision), as the zoo's own heads do: a bfloat16 softmax over 100
-    # classes would lose the small probabilities.
-    outputs = keras.layers.Dense(
-        classes, activation="softmax", name=HEAD_LAYER,
-        kernel_regularizer=weight_decay_regularizer(weight_decay),
-        dtype=keras.config.dtype_policy().variable_dtype)(features)
-    return keras.Model(inputs, outputs, name=f"{backbone.name}_finetuned")
-
-
-def build_backbone(architecture, input_shape, pretrained_name=None, **builder_kwargs):
-    """The body without classifier, pooled: pretrained weights when
-    `pretrained_name` is given, else a random initialisation."""
-    if pretrained_name is not None:
-        return pretrained.load(pretrained_name, include_top=False, pooling=POOLING,
-                               input_shape=tuple(input_shape), **builder_kwargs)
-    return registry.build(architecture, include_top=False, pooling=POOLING,
-                          input_shape=tuple(input_shape), **builder_kwargs)
 
 
 def set_backbone_trainable(model, trainable):
     """Freezes (False) or unfreezes the backbone; compile the model afterwards."""
     model.get_layer(BACKBONE_LAYER).freeze(not trainable)
-
-
-# --------------------------------------------------------------------------
-# Images
-# --------------------------------------------------------------------------
-def prepare_images(images, image_shape):
-    """Converts uint8 images (N, H, W, C) to `image_shape` (H', W', C').
-
-    Drops an alpha channel (C = 2 or 4), repeats a gray channel to RGB (or
-    averages RGB to gray for a one-channel model, ITU-R 601 weights), then
-    resizes bilinearly with antialiasing. Returns (images, list of the steps
-    applied, in words). Raises FinetuneError for other channel counts.
-    """
-    images = np.asarray(images)
-    if images.ndim == 3:
-        images = images[..., None]
-    if images.ndim != 4:
-        raise FinetuneError(f"Images must be (N, H, W, C), got shape {images.shape}.")
-    height, width, channels = (int(d) for d in image_shape)
-    steps = []
-    have = images.shape[-1]
-    if have in (2, 4) and channels in (1, 3):
-        images = images[..., :-1]
-        steps.append("alpha channel dropped")
-        have -= 1
-    if have == 1 and channels == 3:
-        images = np.repeat(images, 3, axis=-1)
-        steps.append("grayscale repeated to RGB")
-    elif have == 3 and channels == 1:
-        gray = tf.image.rgb_to_grayscale(tf.constant(images, tf.float32)).numpy()
-        images = np.clip(np.rint(gray), 0, 255).astype(np.uint8)
-        steps.append("RGB averaged to grayscale")
-    elif have != channels:
-        raise FinetuneError(
-            f"Images have {images.shape[-1]} channels; the model takes {channels} and only "
-            "grayscale (1), grayscale+alpha (2), RGB (3) and RGBA (4) images are converted.")
-    if images.shape[1:3] != (height, width):
-        steps.append(f"resized from {images.shape[1]}x{images.shape[2]} to {height}x{width} "
-                     "(bilinear, antialiased)")
-        resized = [
-            tf.image.resize(images[i:i + RESIZE_CHUNK], (height, width), antialias=True).numpy()
-            for i in range(0, len(images), RESIZE_CHUNK)]
-        images = np.clip(np.rint(np.concatenate(resized)), 0, 255).astype(np.uint8)
-    return images.astype(np.uint8, copy=False), steps
-
-
-def prepare_split(split, image_shape):
-    """A `zoo.data.Split` with its images converted (`prepare_images`);
-    returns (split, steps)."""
-    images, steps = prepare_images(split.images, image_shape)
-    return dataclasses.replace(split, images=images), steps
 
 
 # --------------------------------------------------------------------------
@@ -252,14 +129,10 @@ def load_splits(train, test, data_dir, seed, skip_unreadable=False):
         if isinstance(train, zdata.Split):
             train_split = train
             if test is None:
-                train_split, test_split = zdata.holdout(train, training.HOLDOUT_FRACTION, seed)
+                train_split, test_split = zdata.holdout(train, zdata.HOLDOUT_FRACTION, seed)
         elif test is None:
-            # training's loader holds out part of the training split when the
-            # dataset has no test split (e.g. a flat image folder).
-            config = training.TrainConfig(model="", output_dir="", dataset=os.fspath(train),
-                                          data_dir=data_dir, seed=seed,
-                                          skip_unreadable=skip_unreadable)
-            train_split, test_split = training.load_splits(config)
+            train_split, test_split = zdata.load_train_and_test(
+                os.fspath(train), data_dir, seed, skip_unreadable)
         else:
             train_split = zdata.load(train, "train", data_dir, skip_unreadable=skip_unreadable)
         if test is not None:
@@ -321,36 +194,9 @@ class FinetuneResult:
     output_dir: Optional[str]
 
 
-class _EpochRows(keras.callbacks.Callback):
-    """One metrics row per epoch across phases (written as it goes)."""
-
-    def __init__(self, rows, phase, step_offset, batch_size, output_dir):
-        super().__init__()
-        self.rows, self.phase, self.step_offset = rows, phase, step_offset
-        self.batch_size, self.output_dir = batch_size, output_dir
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
-        self.start_step = int(self.model.optimizer.iterations.numpy())
-        self.start_lr = float(training.current_learning_rate(self.model.optimizer))
-
-    def on_epoch_end(self, epoch, logs=None):
-        seconds = time.perf_counter() - self.start
-        step = int(self.model.optimizer.iterations.numpy())
-        row = {"epoch": epoch + 1, "phase": self.phase, "step": self.step_offset + step,
-               "learning_rate_at_start": self.start_lr, "seconds": round(seconds, 2),
-               "train_images_per_second":
-                   round((step - self.start_step) * self.batch_size / max(seconds, 1e-9), 1)}
-        row.update({k: float(v) for k, v in (logs or {}).items()})
-        self.rows.append(row)
-        if self.output_dir:
-            training.write_metrics(self.rows, os.path.join(self.output_dir, "metrics.csv"),
-                                   os.path.join(self.output_dir, "metrics.json"))
-
-
 def _compile(model, learning_rate, steps, warmup_steps, classes):
     optimizer = keras.optimizers.SGD(
-        training.WarmupCosine(learning_rate, steps, warmup_steps),
+        WarmupCosine(learning_rate, steps, warmup_steps),
         momentum=MOMENTUM, nesterov=NESTEROV)
     # Keras' `loss` adds the weight-decay penalties (model.losses) to the
     # cross-entropy, so the log also shows the cross-entropy alone: the figure
@@ -375,23 +221,18 @@ def _run_phase(model, phase, epochs, first_epoch, total_epochs, learning_rate, w
     _compile(model, learning_rate, steps, int(round(warmup * steps_per_epoch)),
              model.output_shape[-1])
     offset = rows[-1]["step"] if rows else 0
-    log = _EpochRows(rows, phase, offset, batch_size, output_dir)
+    log = EpochLog(rows, output_dir, batch_size, phase=phase, step_offset=offset)
     start = time.perf_counter()
     for epoch in range(first_epoch, first_epoch + epochs):
         # The epoch number (not the phase's) seeds order and augmentation, so
         # the two phases see different crops.
         validate = validation_freq and (
             (epoch + 1) % validation_freq == 0 or epoch + 1 == total_epochs)
-        model.fit(zdata.train_dataset(train, batch_size, seed, epoch),
-                  epochs=total_epochs, initial_epoch=epoch,
-                  validation_data=eval_ds if validate else None,
-                  callbacks=[log, *callbacks, training.OneEpoch()], shuffle=False,
-                  verbose=verbose)
-        loss = rows[-1].get("loss")
-        if loss is None or not math.isfinite(loss):
-            raise training.TrainingDiverged(
-                f"The training loss became {loss} in epoch {epoch + 1} ({phase} phase); "
-                f"try a lower learning rate (now {learning_rate:g}) or float32.")
+        fit_epoch(model, train, epoch=epoch, total_epochs=total_epochs, batch_size=batch_size,
+                  seed=seed, validation_data=eval_ds if validate else None,
+                  callbacks=[log, *callbacks], verbose=verbose,
+                  advice=f"In the {phase} phase: try a lower learning rate (now {learning_rate:g}) "
+                         "or float32.")
     return time.perf_counter() - start
 
 
@@ -468,14 +309,14 @@ def finetune(model, train, test=None, *, head_epochs=HEAD_EPOCHS, epochs=EPOCHS,
       zoo.pretrained.WeightsNotFoundError, ChecksumError: parent weights.
       zoo.training.TrainingDiverged: the loss stopped being finite.
     """
-    code_commit = training.git_commit()
+    code_commit = provenance.git_commit()
     wall_start = time.perf_counter()
     if learning_rate is None:
         learning_rate = SCRATCH_LEARNING_RATE if from_scratch else LEARNING_RATE
     _check_arguments(head_epochs, epochs, batch_size, head_learning_rate, learning_rate,
                      weight_decay, smoothness_decay, from_scratch, validation_freq)
     try:
-        parent = pretrained.info(model)  # before any data is read
+        parent = manifest.info(model)  # before any data is read
     except ValueError as error:
         raise FinetuneError(str(error)) from error
     if output_dir is not None:
@@ -488,8 +329,8 @@ def finetune(model, train, test=None, *, head_epochs=HEAD_EPOCHS, epochs=EPOCHS,
     train_split, test_split = load_splits(train, test, data_dir, seed, skip_unreadable)
     test_split = _check_classes(train_split, test_split)
     original_shape = train_split.image_shape
-    train_split, conversion = prepare_split(train_split, input_shape)
-    test_split, _ = prepare_split(test_split, input_shape)
+    train_split, conversion = zdata.prepare_split(train_split, input_shape)
+    test_split, _ = zdata.prepare_split(test_split, input_shape)
     if batch_size > len(train_split):
         raise FinetuneError(f"batch_size {batch_size} is larger than the {len(train_split)} "
                             "training images.")
@@ -497,42 +338,41 @@ def finetune(model, train, test=None, *, head_epochs=HEAD_EPOCHS, epochs=EPOCHS,
     if output_dir is not None:
         os.makedirs(output_dir, exist_ok=True)
 
-    precision = training.dtype_policy(mixed_precision)
+    policy = dtype_policy(mixed_precision)
     builder = dict(weight_decay=weight_decay, smoothness_decay=smoothness_decay,
-                   reversible=reversible)
+                   reversible=reversible, dtype=policy)
     rows, phases = [], []
-    with precision_policy(precision):
-        keras.utils.set_random_seed(seed)
-        backbone = build_backbone(parent["architecture"], input_shape,
-                                  None if from_scratch else parent["name"], **builder)
-        net = assemble(backbone, classes, weight_decay)
-        eval_ds = zdata.eval_dataset(test_split, 100)
-        common = dict(train=train_split, eval_ds=eval_ds, validation_freq=validation_freq,
-                      batch_size=batch_size, seed=seed,
-                      rows=rows, output_dir=output_dir, callbacks=list(callbacks),
-                      verbose=verbose, total_epochs=head_epochs + epochs)
-        if from_scratch:
-            plan = [("scratch", head_epochs + epochs, True, learning_rate, WARMUP_EPOCHS)]
-        else:
-            plan = [("head", head_epochs, False, head_learning_rate, 0.0),
-                    ("all", epochs, True, learning_rate, WARMUP_EPOCHS)]
-        first = 0
-        for phase, count, backbone_trainable, rate, warmup in plan:
-            if count == 0:
-                continue
-            set_backbone_trainable(net, backbone_trainable)
-            seconds = _run_phase(net, phase, count, first, learning_rate=rate, warmup=warmup,
-                                 **common)
-            phases.append({
-                "phase": phase, "epochs": count, "first_epoch": first + 1,
-                "trainable": "all layers" if backbone_trainable else "classifier only",
-                "batch_norm": "batch statistics" if backbone_trainable
-                else "inference (checkpoint statistics)",
-                "learning_rate": rate, "warmup_epochs": warmup,
-                "steps": count * zdata.steps_per_epoch(len(train_split), batch_size),
-                "seconds": round(seconds, 1)})
-            first += count
-        weights = net.get_weights()
+    keras.utils.set_random_seed(seed)
+    backbone = build_backbone(parent["architecture"], input_shape,
+                              None if from_scratch else parent["name"], **builder)
+    net = assemble(backbone, classes, weight_decay)
+    eval_ds = zdata.eval_dataset(test_split, 100)
+    common = dict(train=train_split, eval_ds=eval_ds, validation_freq=validation_freq,
+                  batch_size=batch_size, seed=seed,
+                  rows=rows, output_dir=output_dir, callbacks=list(callbacks),
+                  verbose=verbose, total_epochs=head_epochs + epochs)
+    if from_scratch:
+        plan = [("scratch", head_epochs + epochs, True, learning_rate, WARMUP_EPOCHS)]
+    else:
+        plan = [("head", head_epochs, False, head_learning_rate, 0.0),
+                ("all", epochs, True, learning_rate, WARMUP_EPOCHS)]
+    first = 0
+    for phase, count, backbone_trainable, rate, warmup in plan:
+        if count == 0:
+            continue
+        set_backbone_trainable(net, backbone_trainable)
+        seconds = _run_phase(net, phase, count, first, learning_rate=rate, warmup=warmup,
+                             **common)
+        phases.append({
+            "phase": phase, "epochs": count, "first_epoch": first + 1,
+            "trainable": "all layers" if backbone_trainable else "classifier only",
+            "batch_norm": "batch statistics" if backbone_trainable
+            else "inference (checkpoint statistics)",
+            "learning_rate": rate, "warmup_epochs": warmup,
+            "steps": count * zdata.steps_per_epoch(len(train_split), batch_size),
+            "seconds": round(seconds, 1)})
+        first += count
+    weights = net.get_weights()
 
     # The evaluated model is the float32 one `load_finetuned` rebuilds, so
     # the card's numbers are those a user reproduces.
@@ -546,7 +386,7 @@ def finetune(model, train, test=None, *, head_epochs=HEAD_EPOCHS, epochs=EPOCHS,
                 original_shape=original_shape, conversion=conversion, train=train_split,
                 test=test_split, report=report, phases=phases, batch_size=batch_size,
                 weight_decay=weight_decay, smoothness_decay=smoothness_decay, seed=seed,
-                precision=precision, reversible=reversible, code_commit=code_commit,
+                precision=policy, reversible=reversible, code_commit=code_commit,
                 command=command, model=final)
     card = make_card(**spec)
     card["training"]["wall_seconds"] = round(time.perf_counter() - wall_start, 1)
@@ -555,20 +395,15 @@ def finetune(model, train, test=None, *, head_epochs=HEAD_EPOCHS, epochs=EPOCHS,
     return FinetuneResult(final, report, card, rows, output_dir)
 
 
-def _rebuild(architecture, input_shape, classes, reversible=False):
-    """The fine-tuned classifier's structure, float32, random weights."""
-    with precision_policy("float32"):
-        backbone = build_backbone(architecture, input_shape, reversible=reversible)
-        return assemble(backbone, classes)
 
 
 def _write_outputs(model, card, report, rows, output_dir):
     path = os.path.join(output_dir, WEIGHTS_FILE)
-    training.atomic_save_weights(model, path)
-    card["weights"].update(sha256=pretrained.sha256(path), bytes=os.path.getsize(path))
+    atomic_save_weights(model, path)
+    card["weights"].update(sha256=manifest.sha256(path), bytes=os.path.getsize(path))
     evaluation.save_report(report, output_dir, prefix="eval")
     if rows:
-        training.plot_curves(rows, os.path.join(output_dir, "curves.png"))
+        plot_curves(rows, os.path.join(output_dir, "curves.png"))
     results = {
         "model": card["name"], "parent": card["parent"]["name"],
         "from_scratch": card["from_scratch"], "dataset": card["dataset"]["name"],
@@ -583,11 +418,11 @@ def _write_outputs(model, card, report, rows, output_dir):
         "code_commit": card["training"]["code_commit"],
         "hardware": card["training"]["hardware"],
     }
-    training.atomic_write(os.path.join(output_dir, "results.json"),
+    atomic_write(os.path.join(output_dir, "results.json"),
                            json.dumps(results, indent=2))
     # The card goes last: its presence marks a finished run.
-    training.atomic_write(os.path.join(output_dir, CARD_MD), render_card(card))
-    training.atomic_write(os.path.join(output_dir, CARD_JSON), json.dumps(card, indent=2))
+    atomic_write(os.path.join(output_dir, CARD_MD), model_cards.render_finetuned_card(card))
+    atomic_write(os.path.join(output_dir, CARD_JSON), json.dumps(card, indent=2))
 
 
 # --------------------------------------------------------------------------
@@ -596,7 +431,7 @@ def _write_outputs(model, card, report, rows, output_dir):
 def make_card(*, parent, from_scratch, classes, label_names, input_shape, original_shape,
               conversion, train, test, report, phases, batch_size, weight_decay,
               smoothness_decay, seed, precision, reversible, code_commit, command, model):
-    """The card of a fine-tuned model as a dict (see `render_card`)."""
+    """The card of a fine-tuned model as a dict (see `zoo.model_cards.render_finetuned_card`)."""
     parent_metrics = {k: parent["metrics"][k] for k in ("split", "images", "top1", "top5", "loss")
                       if k in parent["metrics"]}
     trainable = int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
@@ -658,7 +493,7 @@ def make_card(*, parent, from_scratch, classes, label_names, input_shape, origin
             "engine": "reversible" if reversible else "autodiff",
             "train_seconds": round(sum(p["seconds"] for p in phases), 1),
             "wall_seconds": None,
-            "hardware": training.hardware(),
+            "hardware": provenance.hardware(),
             "code_commit": code_commit,
             "command": command,
         },
@@ -673,140 +508,8 @@ def _citations(parent, dataset):
     name = dataset.lower().removesuffix("_partial")
     cited = list(parent.get("citations", []))
     keys = {c.get("key") for c in cited}
-    for key in references.DATASET_CITATIONS.get(name, []):
+    known = zdata.DATASETS.get(name)
+    for key in known.citations if known else ():
         if key not in keys:
-            cited.append({"key": key, "text": references.CITATIONS[key]})
+            cited.append({"key": key, "text": CITATIONS[key]})
     return cited
-
-
-def _epoch_range(phase):
-    last = phase["first_epoch"] + phase["epochs"] - 1
-    return str(last) if phase["epochs"] == 1 else f"{phase['first_epoch']}–{last}"
-
-
-def render_card(card):
-    """model_card.md: the card in the sections of MODEL_CARDS.md."""
-    p, m, d, t = card["parent"], card["metrics"], card["dataset"], card["training"]
-    pm = p["metrics"]
-    hw = t["hardware"]
-    shape = "×".join(str(s) for s in card["input"]["shape"])
-    origin = (f"trained from a random initialisation with the architecture of `{p['name']}` "
-              "(the comparison for fine-tuning)" if card["from_scratch"]
-              else f"fine-tuned from the pretrained checkpoint `{p['name']}`")
-    dataset_shape = "×".join(str(s) for s in card["input"]["dataset_shape"])
-    conversion = (f"The dataset's {dataset_shape} images were converted: "
-                  f"{'; '.join(card['input']['conversion'])} (`zoo.finetune.prepare_images`)."
-                  if card["input"]["conversion"] else "The dataset's images have this shape.")
-    per_class = ", ".join(f"{k} {percent(v)}" for k, v in m["per_class_accuracy"].items()
-                          if v is not None)
-    lines = [
-        f"# {card['name']}",
-        "",
-        "## Model details",
-        "",
-        f"- **Overview**: {card['architecture']} on {d['name']}, {origin}.",
-        f"- **Parent checkpoint**: `{p['name']}`, weights `{p['weights']['file']}`, sha256 "
-        f"`{p['weights']['sha256']}`"
-        + ("" if p["weights_used"] else " (architecture only; its weights were not used)") + ".",
-        f"- **Parent metrics** ({p['dataset']} {pm.get('split')}, {pm.get('images', 0):,} "
-        f"images): top-1 {percent(pm['top1'])}, top-5 {percent(pm['top5'])}, loss {pm['loss']:.4f}.",
-        f"- **Weights**: `{card['weights']['file']}`, sha256 `{card['weights']['sha256']}` "
-        f"({card['weights']['format']}); `zoo.finetune.load_finetuned(<this directory>)`.",
-        f"- **Code commit**: `{t['code_commit']}`.",
-        f"- **License**: {card.get('license')}.",
-    ]
-    if card.get("citations"):
-        lines += ["- **Citations**:", *[f"  - {c['text']}" for c in card["citations"]]]
-    lines += [
-        "",
-        "## Model parameters",
-        "",
-        f"- **Architecture**: `zoo.build(\"{card['architecture']}\", include_top=False, "
-        f"pooling=\"{card['builder_args']['pooling']}\", "
-        f"input_shape={tuple(card['input']['shape'])})` + a dense softmax classifier of "
-        f"{card['head']['classes']} classes.",
-        f"- **Parameters**: {card['parameters']['total']:,} "
-        f"({card['parameters']['trainable']:,} trainable).",
-        f"- **Input**: {shape} images, values in [0, 255]; {card['input']['preprocessing']}. "
-        f"{conversion}",
-        f"- **Output**: {card['head']['classes']} class probabilities; labels "
-        f"{', '.join(card['labels'])}.",
-        f"- **Training data**: {d['name']} {d['train_split']} split, {d['train_images']:,} images "
-        f"({d['source']}); {t['augmentation']}.",
-        f"- **Evaluation data**: {d['name']} {d['test_split']} split, {d['test_images']:,} images.",
-        f"- **Training procedure**: {t['optimizer']}, batch {t['batch_size']}, weight decay "
-        f"{t['weight_decay']:g}, smoothness decay {t['smoothness_decay']:g}, seed {t['seed']}, "
-        f"{t['precision']}, {t['engine']} gradients; {t['epochs']} epochs ({t['steps']:,} steps):",
-        "",
-        "| phase | epochs | trains | batch norm | peak learning rate | warm-up epochs | steps "
-        "| seconds |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-        *[f"| {ph['phase']} | {_epoch_range(ph)} | "
-          f"{ph['trainable']} | {ph['batch_norm']} | {ph['learning_rate']:g} | "
-          f"{ph['warmup_epochs']:g} | {ph['steps']:,} | {ph['seconds']:,.1f} |"
-          for ph in t["phases"]],
-        "",
-        f"- **Training hardware and time**: {describe_hardware(hw)}; "
-        f"{t['train_seconds']:,.1f} s of training epochs (with the evaluations for the "
-        "curves), "
-        f"{t['wall_seconds']:,.1f} s wall time in all.",
-    ]
-    if t.get("command"):
-        lines.append(f"- **Command**: `{t['command']}`")
-    lines += [
-        "",
-        "## Quantitative analysis",
-        "",
-        *metrics_table(m, top5_k=m["top5_k"] if m["top5_k"] < card["head"]["classes"] else None),
-        "",
-        f"Measured in {m['precision']} on the weights of the last epoch. Per class: {per_class}.",
-        "",
-        "## Considerations",
-        "",
-        f"- **Limitations**: trained on {d['train_images']:,} images of {d['name']}; evaluated "
-        f"on {m['images']:,}, so the accuracy has a standard error of about "
-        f"{percent(math.sqrt(max(m['top1'] * (1 - m['top1']), 1e-12) / max(m['images'], 1)))}. "
-        "The test split was evaluated during training for the learning curves only; "
-        "nothing was selected on it.",
-        "- **Ethical considerations**: inherits the biases of the parent's training data "
-        "and of this dataset; not for decisions about people.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------
-# Loading
-# --------------------------------------------------------------------------
-def read_card(output_dir):
-    """The model card dict of a fine-tuning output directory."""
-    path = os.path.join(os.fspath(output_dir), CARD_JSON)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"No {CARD_JSON} in {output_dir}: not the output directory "
-                                "of a finished zoo.finetune run.")
-    with open(path) as f:
-        card = json.load(f)
-    if card.get("format_version") != CARD_FORMAT_VERSION:
-        raise ValueError(f"{path}: card format_version {card.get('format_version')!r}, this "
-                         f"zoo reads {CARD_FORMAT_VERSION}.")
-    return card
-
-
-def load_finetuned(output_dir):
-    """The fine-tuned keras.Model of an output directory of `finetune`.
-
-    Rebuilds the architecture, classes and input shape the card records and
-    loads `finetuned.weights.h5` after checking its sha256 against the card.
-    The model takes images of the card's input shape (`prepare_images`
-    converts others) and outputs class probabilities; `read_card` gives the
-    labels.
-    """
-    card = read_card(output_dir)
-    path = os.path.join(os.fspath(output_dir), card["weights"]["file"])
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} is missing; the card names it as the weights.")
-    pretrained.verify_file(path, card["weights"]["sha256"], card["weights"].get("bytes"))
-    model = _rebuild(card["architecture"], card["input"]["shape"], card["head"]["classes"],
-                     card["training"]["engine"] == "reversible")
-    model.load_weights(path)
-    return model

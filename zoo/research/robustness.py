@@ -1,7 +1,7 @@
 """Robustness of trained classifiers: common corruptions and L∞ attacks.
 
 The papers argue that Hamiltonian, MidPoint and Leapfrog networks are stable:
-small changes of the input stay small through any depth (zoo.analysis checks
+small changes of the input stay small through any depth (zoo.research.analysis checks
 this block by block). This module measures what that means for a trained
 classifier, the same way for every checkpoint:
 

@@ -4,8 +4,8 @@
 evaluates them in float32 on the whole test split, records the predictions on
 tools/samples and the accuracy on the first 1,000 test images (which the tests
 check), measures the training-step memory and the robustness to corruptions and
-attacks (zoo.robustness), and writes the manifest entry
-(zoo.pretrained.make_entry). A checkpoint it replaces under the same name leaves
+attacks (zoo.research.robustness), and writes the manifest entry
+(zoo.entries.make_entry). A checkpoint it replaces under the same name leaves
 the tree; the new entry names the file and the commit that last shipped it.
 
 The memory figures need the CPU allocator's statistics, which TensorFlow keeps
@@ -17,8 +17,9 @@ import json
 import os
 import shutil
 import subprocess
+from zoo.publish import entries
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SAMPLES_DIR = os.path.join(ROOT, "tools", "samples")
 RECORD_FILES = ("results.json", "config.json", "metrics.csv", "metrics.json", "curves.png",
                 "campaign.json")
@@ -69,7 +70,7 @@ def register_run(name, run_dir, tag, *, weights=None, data_dir=None, record_dir=
       checkpoints_dir: the manifest's directory (default checkpoints/).
       remove_superseded: delete the weights file of the entry this replaces.
       robustness: measure corruption and adversarial robustness
-        (zoo.robustness, a few minutes) into the entry's "robustness".
+        (zoo.research.robustness, a few minutes) into the entry's "robustness".
     """
     from zoo import precision
 
@@ -118,7 +119,7 @@ def _register_run(name, run_dir, tag, *, weights, data_dir, record_dir, command,
                 shutil.copyfile(src, dst)
         evaluation.save_report(report, os.path.join(record_dir, "eval"), prefix=f"{name}_test")
 
-    entry = pretrained.make_entry(
+    entry = entries.make_entry(
         name, shipped, run_record, report, samples_dir=samples_dir, data_dir=data_dir,
         command=command,
         record_dir=os.path.relpath(record_dir, ROOT) if record_dir else None,
@@ -127,7 +128,7 @@ def _register_run(name, run_dir, tag, *, weights, data_dir, record_dir, command,
     if history is not None:
         entry["training"]["history"] = history
     if robustness:
-        from zoo import robustness as measure_robustness
+        from zoo.research import robustness as measure_robustness
 
         entry["robustness"] = measure_robustness.measure_built(
             lambda **kwargs: registry.build(name, weights=shipped, **arguments, **kwargs), split)
@@ -156,4 +157,4 @@ def register_run_isolated(**kwargs):
     the memory figures need; returns the entry."""
     from zoo.runtime import call_isolated
 
-    return call_isolated("zoo.registration", "register_run", **kwargs)
+    return call_isolated("zoo.publish.registration", "register_run", **kwargs)

@@ -1,4 +1,4 @@
-"""Datasets and input pipelines.
+"""Loading datasets.
 
 `load(dataset, split)` returns a split as in-memory uint8 arrays. It looks,
 in order, for:
@@ -11,11 +11,6 @@ in order, for:
   3. tensorflow-datasets: `tfds.load(name)`, which uses data a user has
      prepared (`TFDS_DATA_DIR`) or downloads it where there is internet.
 When nothing works the error says what was looked for and how to provide it.
-
-The training pipeline (`train_dataset`) is a pure function of (seed, epoch):
-the order of the examples and the random crop and flip of every example are
-derived from them with stateless random ops, so an interrupted run can resume
-mid-epoch and see exactly the batches it would have seen.
 """
 
 import dataclasses
@@ -25,16 +20,17 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-from zoo import labels as label_lists
-from zoo.inference import IMAGE_EXTENSIONS, UnreadableImageError, read_image
+from zoo.data.datasets import DATASETS, find
+from zoo.data.images import IMAGE_EXTENSIONS, read_image
+from zoo.errors import DataNotFoundError, UnreadableImageError
+
 
 DATA_DIR_ENV = "ZOO_DATA_DIR"
-NAMED_FILES = {"cifar100": ("cifar100.npz", "cifar100_partial.npz")}
+# Validation share held out of the training split when a dataset has no test split.
+HOLDOUT_FRACTION = 0.1
+
+
 SPLIT_ALIASES = {"validation": "test", "val": "test", "eval": "test"}
-
-
-class DataNotFoundError(FileNotFoundError):
-    """No local file and no tensorflow-datasets source for a dataset."""
 
 
 @dataclasses.dataclass
@@ -99,9 +95,10 @@ def load(dataset, split="train", data_dir=None, skip_unreadable=False):
                           skip_unreadable=skip_unreadable)
 
     name = path.lower()
+    known = find(name)
     tried = []
     for directory in data_dirs(data_dir):
-        for filename in NAMED_FILES.get(name, (f"{name}.npz",)):
+        for filename in (known.local_files if known else (f"{name}.npz",)):
             candidate = os.path.join(directory, filename)
             tried.append(candidate)
             if os.path.isfile(candidate):
@@ -144,7 +141,8 @@ def _load_path(path, split, name, skip_unreadable=False):
                 names = [str(s) for s in archive[key]]
                 break
     if names is None:
-        names = list(label_lists.BY_DATASET.get(name, [str(i) for i in range(int(labels.max()) + 1)]))
+        known = DATASETS.get(name)
+        names = list(known.labels if known else [str(i) for i in range(int(labels.max()) + 1)])
     return Split(images, labels, names, name, split, path)
 
 
@@ -263,56 +261,15 @@ def holdout(data, fraction, seed=0):
     return data.subset(rest), dataclasses.replace(data.subset(held), split="holdout")
 
 
-def crop_padding(image_size):
-    """The paper's padding before random crops: 4 at 32×32, 12 at 96×96."""
-    return max(1, int(round(image_size / 8)))
-
-
-def augment(image, seed, padding):
-    """Zero-pad, random crop back to size, random horizontal flip (stateless)."""
-    shape = tf.shape(image)
-    seeds = tf.random.experimental.stateless_split(seed, 2)
-    padded = tf.pad(image, [[padding, padding], [padding, padding], [0, 0]])
-    image = tf.image.stateless_random_crop(padded, shape, seed=seeds[0])
-    return tf.image.stateless_random_flip_left_right(image, seed=seeds[1])
-
-
-def epoch_order(num_examples, seed, epoch):
-    """The permutation of the examples in a given epoch."""
-    return np.random.default_rng([seed, epoch]).permutation(num_examples)
-
-
-def steps_per_epoch(num_examples, batch_size):
-    return max(1, num_examples // batch_size)
-
-
-def train_dataset(data, batch_size, seed, epoch, skip_batches=0, augmentation=True):
-    """The batches of one training epoch, from batch `skip_batches` on.
-
-    Every example's augmentation is seeded by (seed, epoch * N + position), so
-    the epoch is reproducible in whole or from any batch.
-    """
-    n = len(data)
-    steps = steps_per_epoch(n, batch_size)
-    if batch_size > n:
-        raise ValueError(f"batch_size {batch_size} is larger than the {n} training examples.")
-    order = epoch_order(n, seed, epoch)[skip_batches * batch_size: steps * batch_size]
-    positions = np.arange(skip_batches * batch_size, steps * batch_size, dtype=np.int64)
-    ds = tf.data.Dataset.from_tensor_slices(
-        (data.images[order], data.labels[order], positions))
-    padding = crop_padding(data.images.shape[1])
-
-    def prepare(image, label, position):
-        if augmentation:
-            seed_pair = tf.stack([tf.constant(seed, tf.int64), epoch * n + position])
-            image = augment(image, seed_pair, padding)
-        return image, label
-
-    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-
-
-def eval_dataset(data, batch_size):
-    """The split in order, unaugmented, the last batch possibly smaller."""
-    ds = tf.data.Dataset.from_tensor_slices((data.images, data.labels))
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+def load_train_and_test(dataset, data_dir=None, seed=0, skip_unreadable=False):
+    """(train split, test split) of a dataset; where it has no test split (a
+    flat image folder), a stratified HOLDOUT_FRACTION of the training images
+    held out with `seed` stands in for it."""
+    train = load(dataset, "train", data_dir, skip_unreadable=skip_unreadable)
+    try:
+        test = load(dataset, "test", data_dir, skip_unreadable=skip_unreadable)
+    except (DataNotFoundError, KeyError):
+        train, test = holdout(train, HOLDOUT_FRACTION, seed)
+        print(f"{dataset} has no test split: validating on a stratified "
+              f"{HOLDOUT_FRACTION:.0%} of the training images ({len(test)}).")
+    return train, test
