@@ -15,7 +15,7 @@ import tensorflow as tf
 import zoo
 from tests.conftest import REPO_ROOT
 from zoo import inference
-from zoo.publish import export
+from zoo import export
 
 NAME = "hamiltonian-74-cifar10"
 

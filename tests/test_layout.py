@@ -19,12 +19,14 @@ FLOORS = {
     "zoo.data": 2,
     "zoo.registry": 3, "zoo.models": 3,
     "zoo.pretrained": 4, "zoo.inference": 4, "zoo.evaluation": 4, "zoo.model_cards": 4,
+    "zoo.export": 4,
     "zoo.training": 5,
     "zoo.research": 6, "zoo.publish": 6,
     "zoo.campaign": 7, "zoo.cli": 7, "zoo.__main__": 7, "zoo": 7,
 }
 # What `import zoo` must not load.
-NOT_AT_IMPORT = ("zoo.training", "zoo.research", "zoo.publish", "zoo.campaign", "zoo.cli")
+NOT_AT_IMPORT = ("zoo.training", "zoo.research", "zoo.publish", "zoo.campaign", "zoo.cli",
+                 "zoo.export")
 
 
 def _modules():

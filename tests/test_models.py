@@ -183,3 +183,13 @@ def test_an_unknown_classifier_activation_is_refused():
         zoo.build("resnet-32-cifar10", classifier_activation="softmaxx")
     logits = zoo.build("resnet-32-cifar10", classifier_activation=None)
     assert logits.layers[-1].activation.__name__ == "linear"
+
+
+def test_a_tag_after_a_dot_names_the_dataset():
+    entry, dataset = zoo.registry.split_name("hamiltonian-74.cifar100")
+    assert (entry.name, dataset) == ("hamiltonian-74", "cifar100")
+    assert zoo.registry.split_name("resnet-32.cifar10_long")[1] == "cifar10"
+    assert zoo.build("resnet-32.stl10").input_shape == (None, 96, 96, 3)
+    for bad in ("hamiltonian-74.imagenet", "hamiltonian-75.cifar10", "hamiltonian-74.cifar100x"):
+        with pytest.raises(ValueError, match="Unknown model"):
+            zoo.registry.split_name(bad)

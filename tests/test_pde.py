@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import zoo
-from tests.helpers import copy_weights, max_relative_error, randomize
+from tests.helpers import copy_weights, max_relative_error, randomize, smallest_of_each_family
 from zoo.layers import (
     HamiltonianBlock,
     LeapfrogBlock,
@@ -18,6 +18,9 @@ from zoo.layers import (
 )
 from zoo.layers import ops
 from zoo.layers.unit import linear_interpolation_matrix
+
+# The PDE-CNNs of Ruthotto & Haber (2020), as registered.
+PDE_MODELS = [n for n in zoo.list_models() if zoo.registry.get_entry(n).family == "pde"]
 
 
 def _numpy_tv(x, eps=1e-4):
@@ -151,7 +154,7 @@ def test_smoothness_decay_uses_the_control_point_spacing():
     np.testing.assert_allclose(float(unit.losses[0]), expected, rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["parabolic", "hyperbolic-hamiltonian", "second-order"])
+@pytest.mark.parametrize("name", PDE_MODELS)
 def test_pde_models_at_stl10_size_have_the_same_parameters(name):
     # The counts against Table 1 are asserted in test_models.py.
     cifar, stl = zoo.build(name + "-cifar10"), zoo.build(name + "-stl10")
@@ -165,7 +168,7 @@ def test_fewer_control_points_fewer_parameters():
     assert counts[0] == 503_194 and counts[0] > counts[1] > counts[2]
 
 
-@pytest.mark.parametrize("name", ["parabolic", "hyperbolic-hamiltonian", "second-order"])
+@pytest.mark.parametrize("name", PDE_MODELS)
 def test_pde_models_round_trip(name, tmp_path):
     model = zoo.build(name + "-cifar10", control_points=2, smoothness_decay=1e-4)
     randomize(model.weights, scale=0.05)
@@ -175,13 +178,14 @@ def test_pde_models_round_trip(name, tmp_path):
     np.testing.assert_allclose(loaded(x), model(x), atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["parabolic", "hyperbolic-hamiltonian", "second-order",
-                                  "resnet-32", "revnet-38", "midpoint-26"])
+@pytest.mark.parametrize("name", sorted(set(PDE_MODELS) | set(smallest_of_each_family())))
 def test_models_train_under_mixed_bfloat16(name):
     """Every block family, including the non-invertible ones in stacked units."""
-    keras.config.set_dtype_policy("mixed_bfloat16")
     extra = {"control_points": 2} if zoo.registry.get_entry(name).family == "pde" else {}
-    model = zoo.build(name, classes=3, input_shape=(16, 16, 3), **extra)
+    model = zoo.build(name, classes=3, input_shape=(16, 16, 3), dtype="mixed_bfloat16", **extra)
+    assert keras.config.dtype_policy().name == "float32"
+    units = [layer for layer in model.layers if isinstance(layer, StackedUnit)]
+    assert units and all(u.dtype_policy.name == "mixed_bfloat16" for u in units)
     model.compile(keras.optimizers.SGD(0.05), "sparse_categorical_crossentropy")
     rng = np.random.default_rng(6)
     x = rng.integers(0, 256, (8, 16, 16, 3)).astype("uint8")

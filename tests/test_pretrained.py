@@ -328,3 +328,13 @@ def test_predict_classifies_every_readable_image_and_names_each_unreadable_one(t
     assert [line.split(":")[0] for line in errors] == [
         f"ERROR {tmp_path / name}" for name in ("corrupt.png", "empty.png", "text.png")]
     assert "Invalid PNG data" in errors[0] and "3 of 6 images could not be read" in proc.stderr
+
+
+def test_a_checkpoint_loads_by_its_name_tag_form():
+    name = FIRST
+    architecture, dataset = zoo.registry.split_name(name)
+    tagged = f"{architecture.name}.{dataset}"
+    assert zoo.info(tagged) == zoo.info(name)
+    assert pretrained.weights_path(tagged) == pretrained.weights_path(name)
+    with pytest.raises(ValueError, match="No pretrained weights"):
+        zoo.info(f"{architecture.name}.{dataset}_another")

@@ -34,7 +34,7 @@ class UnreadableImageError(ValueError):
 
 
 class NotAZooExportError(ValueError):
-    """A SavedModel without the signatures zoo.publish.export writes."""
+    """A SavedModel without the signatures zoo.export writes."""
 
 
 class EvaluationError(ValueError):

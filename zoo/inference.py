@@ -65,7 +65,7 @@ def as_image_batch(images, image_size):
 
 
 class SavedModelClassifier:
-    """A SavedModel written by zoo.publish.export, with the part of a Keras
+    """A SavedModel written by zoo.export, with the part of a Keras
     classifier's interface that `predict_images` uses (`input_shape`,
     `output_shape`, `predict`) and the class names of its labels.txt.
 

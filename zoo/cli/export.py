@@ -4,7 +4,7 @@
     {prog} --export_dir exports --models_config
 
 Writes exports/<model>/<version>/ (saved_model.pb, variables/, assets.extra/
-with the model card and TF Serving warm-up requests); see zoo.publish.export. An
+with the model card and TF Serving warm-up requests); see zoo.export. An
 existing version is kept unless --overwrite is given. --models_config writes
 the models.config that lists every model exported there.
 """
@@ -34,7 +34,7 @@ def define_flags():
 
 def main(argv):
     import zoo
-    from zoo.publish import export
+    from zoo import export
     from zoo.errors import UserError
 
     if len(argv) > 1:

@@ -4,7 +4,8 @@ import keras
 
 from zoo.layers import ops
 from zoo.layers.base import Coupling, HalvesCouplingBlock, WeightSpec
-from zoo.layers.normalization import ConvStepHyperparameters, normalization_specs, normalize
+from zoo.layers.conv_step import ConvStepHyperparameters
+from zoo.layers.normalization import normalization_specs, normalize
 
 
 @keras.saving.register_keras_serializable(package="zoo")

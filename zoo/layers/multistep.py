@@ -22,7 +22,8 @@ import tensorflow as tf
 
 from zoo.layers import ops
 from zoo.layers.base import Coupling, CouplingBlock
-from zoo.layers.normalization import ConvStepHyperparameters, normalize
+from zoo.layers.conv_step import ConvStepHyperparameters
+from zoo.layers.normalization import normalize
 
 
 class _TwoStepBlock(ConvStepHyperparameters, CouplingBlock):

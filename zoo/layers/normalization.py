@@ -41,35 +41,6 @@ def normalize(kind, name, x, weights, affine, epsilon=ops.TV_EPSILON):
     return y
 
 
-class ConvStepHyperparameters:
-    """The hyper-parameters shared by the ODE/PDE step blocks (Hamiltonian,
-    MidPoint, Leapfrog, parabolic): step size, kernel size, the normalisation
-    inside σ(N(K·+b)), and initialisers. Mixed into those Keras layers."""
-
-    def _set_step_hyperparameters(self, h, kernel_size, normalization, norm_affine,
-                                  kernel_initializer, bias_initializer):
-        self.h = float(h)
-        self.kernel_size = int(kernel_size)
-        self.normalization = check_normalization(normalization)
-        self.norm_affine = bool(norm_affine)
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
-
-    def _step_config(self):
-        return dict(h=self.h, kernel_size=self.kernel_size, normalization=self.normalization,
-                    norm_affine=self.norm_affine, kernel_initializer=self.kernel_initializer,
-                    bias_initializer=self.bias_initializer)
-
-    def _full_width_specs(self, channels):
-        """One C×C kernel K, bias b and the normalisation's scale and shift."""
-        k = self.kernel_size
-        return {
-            "k": WeightSpec((k, k, channels, channels), self.kernel_initializer, "kernel"),
-            "b": WeightSpec((channels,), self.bias_initializer, "bias"),
-            **normalization_specs(self.normalization, "n", channels, self.norm_affine),
-        }
-
-
 @keras.saving.register_keras_serializable(package="zoo")
 class TVNormalization(keras.layers.Layer):
     """y / sqrt(Σ_c y² + ε) per pixel, then an optional learned per-channel

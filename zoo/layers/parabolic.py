@@ -6,7 +6,8 @@ import tensorflow as tf
 
 from zoo.layers import ops
 from zoo.layers.base import Block
-from zoo.layers.normalization import ConvStepHyperparameters, normalize
+from zoo.layers.conv_step import ConvStepHyperparameters
+from zoo.layers.normalization import normalize
 
 
 @keras.saving.register_keras_serializable(package="zoo")

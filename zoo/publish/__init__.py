@@ -1,4 +1,5 @@
 """Publishing checkpoints: manifest entries measured at registration
-(`entries`), registering a finished run (`registration`), and SavedModel
-exports for TF Serving and TF Hub (`export`). Maintainer code: nothing that
-`import zoo` loads imports it."""
+(`entries`) and registering a finished run as a shipped checkpoint
+(`registration`). Maintainer code: nothing that `import zoo` loads imports
+it. SavedModel exports (zoo.export) sit lower, beside the runtime code,
+since users export their own models and the benchmarks measure exports."""

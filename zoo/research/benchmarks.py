@@ -220,7 +220,7 @@ def inference(model, batch=100, repeats=5, latency_repeats=30):
     import tensorflow as tf
 
     from zoo import pretrained, registry
-    from zoo.publish import export
+    from zoo import export
 
     _set_policy("float32")
     if model in pretrained.list_pretrained():

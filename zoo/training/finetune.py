@@ -1,12 +1,12 @@
 """Fine-tuning a pretrained checkpoint on another dataset.
 
-    from zoo import data
+    from zoo import data, pretrained
     from zoo.training import finetune
     train = data.load("../shared/data/cifar100_partial.npz", "train")
     test = data.load("../shared/data/cifar100_partial.npz", "test")
     result = finetune.finetune("hamiltonian-74-cifar10", train, test, output_dir="runs/ft")
     print(result.report["top1"])                      # test top-1, float32
-    model = pretrained.load_finetuned("runs/ft")        # the same model, from the files
+    model = pretrained.load_finetuned("runs/ft")      # the same model, from the files
 
 `train` may also be the dataset itself (a tfds name, .npz path or image
 folder): `finetune.finetune("hamiltonian-74-cifar10", "cifar100", data_dir=...)`.
