@@ -12,7 +12,7 @@ import tensorflow as tf
 from zoo.files import atomic_save_weights, write_metrics
 
 
-class _Progress:
+class Progress:
     """Checkpointed progress counters (restored with the model)."""
 
     def __init__(self):

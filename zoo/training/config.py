@@ -210,5 +210,5 @@ SEGMENT_FIELDS = frozenset({"verbose", "output_dir", "data_dir", "mixed_precisio
 
 
 # Fields added since runs were first recorded, with the value an older run had.
-_FIELDS_ADDED = {"label_smoothing": 0.0, "ema_decay": None, "warm_start": None, "holdout": None,
+FIELDS_ADDED = {"label_smoothing": 0.0, "ema_decay": None, "warm_start": None, "holdout": None,
                  "skip_unreadable": False}

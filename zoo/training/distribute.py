@@ -40,7 +40,7 @@ def is_chief(strategy):
         and "chief" not in resolver.cluster_spec().as_dict())
 
 
-def _prebuild_for_multi_worker(model, strategy, train_split):
+def prebuild_for_multi_worker(model, strategy, train_split):
     """Works around two failures of Keras 3 `fit` under MultiWorkerMirroredStrategy
     (keras-team/keras#20585; seen with Keras 3.15, TF 2.21):
 

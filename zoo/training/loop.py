@@ -1,4 +1,5 @@
-"""Training: recipes, learning-rate schedules, resumable runs, strategies.
+"""The training loop: `train` runs (or resumes) a whole job, and `fit_epoch`
+is the one epoch of `model.fit` that train and fine-tuning both run.
 
 `train(TrainConfig(...))` runs a whole training job into an output directory:
 
@@ -36,17 +37,17 @@ from zoo.files import atomic_save_weights, atomic_write
 from zoo.plotting import plot_curves
 from zoo.provenance import git_commit, hardware, warn_if_bfloat16_is_emulated
 from zoo.training.averaging import AverageWeights, WeightAverage
-from zoo.training.callbacks import DivergenceGuard, EpochLog, OneEpoch, StepCheckpoint, _Progress
+from zoo.training.callbacks import DivergenceGuard, EpochLog, OneEpoch, Progress, StepCheckpoint
 from zoo.training.checkpoints import has_checkpoint_entry
 from zoo.training.config import (
-    _FIELDS_ADDED,
+    FIELDS_ADDED,
     RECIPES,
     SEGMENT_FIELDS,
     architecture_args,
     dtype_policy,
     uses_reversible_engine,
 )
-from zoo.training.distribute import _prebuild_for_multi_worker, is_chief, make_strategy
+from zoo.training.distribute import is_chief, make_strategy, prebuild_for_multi_worker
 from zoo.training.losses import SmoothedSparseCrossentropy
 from zoo.training.schedules import make_schedule
 
@@ -85,7 +86,7 @@ def _check_resumable(config, output_dir):
     if os.path.exists(path):
         with open(path) as f:
             saved = json.load(f)
-        saved = {**_FIELDS_ADDED, **saved}
+        saved = {**FIELDS_ADDED, **saved}
         diff = {k: (saved.get(k), v) for k, v in saved_fields.items()
                 if k not in SEGMENT_FIELDS and saved.get(k) != v}
         if diff:
@@ -187,7 +188,7 @@ def _train(config, callbacks, stop_at=None, checkpoint_seconds=None, on_checkpoi
                      keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5")],
         )
         optimizer.build(model.trainable_variables)
-        progress = _Progress()
+        progress = Progress()
         tracked = dict(model=model, optimizer=optimizer, epoch=progress.epoch,
                        batch=progress.batch, best=progress.best, seconds=progress.seconds,
                        # Every weight by its place in model.weights: the object
@@ -235,7 +236,7 @@ def _train(config, callbacks, stop_at=None, checkpoint_seconds=None, on_checkpoi
         AverageWeights(average, eval_ds if config.holdout else None)]
 
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        _prebuild_for_multi_worker(model, strategy, train_split)
+        prebuild_for_multi_worker(model, strategy, train_split)
 
     start = time.perf_counter()
     step = int(optimizer.iterations.numpy())
