@@ -21,7 +21,10 @@ def _trainable(model):
 
 def test_every_architecture_is_listed():
     assert zoo.list_models() == sorted(zoo.registry._MODELS)
-    assert len(zoo.list_models()) == 14
+    # The papers' models (Chang et al. 2018, Table 1; Ruthotto & Haber 2020).
+    assert {"hamiltonian-74", "hamiltonian-218", "hamiltonian-1202", "midpoint-26", "midpoint-62",
+            "leapfrog-26", "leapfrog-62", "resnet-32", "resnet-110", "revnet-38", "revnet-110",
+            "parabolic", "hyperbolic-hamiltonian", "second-order"} <= set(zoo.list_models())
     assert "hamiltonian-74-stl10" in zoo.list_models(with_datasets=True)
     assert zoo.list_models("hamiltonian-*") == [
         "hamiltonian-1202", "hamiltonian-218", "hamiltonian-74"]
@@ -193,3 +196,16 @@ def test_a_tag_after_a_dot_names_the_dataset():
     for bad in ("hamiltonian-74.imagenet", "hamiltonian-75.cifar10", "hamiltonian-74.cifar100x"):
         with pytest.raises(ValueError, match="Unknown model"):
             zoo.registry.split_name(bad)
+
+
+def test_every_architecture_file_registers_its_models_and_is_imported():
+    # A new architecture is one file in zoo/models/: the package imports it.
+    import pkgutil
+
+    modules = {m.name for m in pkgutil.iter_modules(zoo.models.__path__)}
+    registering = {zoo.registry.get_entry(name).builder.__module__.rpartition(".")[2]
+                   for name in zoo.list_models()}
+    assert registering == modules - {"common", "backbone"}
+    for name in zoo.list_models():
+        builder = zoo.registry.get_entry(name).builder
+        assert getattr(zoo.models, builder.__name__) is builder
