@@ -142,6 +142,12 @@ def test_predict_and_the_tool_print_the_same():
     by_tool = _tool("predict.py", "--model", NAME, "--top", "2", SAMPLES)
     assert by_command.returncode == by_tool.returncode == 0, by_command.stderr[-2000:]
     assert by_command.stdout == by_tool.stdout and len(by_command.stdout.splitlines()) == 10
+    # The name.tag form names the same checkpoint.
+    architecture, dataset = zoo.registry.split_name(NAME)
+    tagged = _zoo("predict", "--model", f"{architecture.name}.{dataset}", "--top", "2", SAMPLES)
+    assert tagged.returncode == 0 and tagged.stdout == by_command.stdout
+    info = _zoo("info", f"{architecture.name}.{dataset}", "--json")
+    assert info.returncode == 0 and json.loads(info.stdout) == zoo.info(NAME)
 
 
 def test_a_bad_flag_or_a_leftover_number_is_one_line_with_status_2(tmp_path):

@@ -73,13 +73,13 @@ def describe_architecture(name):
 
 def main(argv):
     import zoo
-    from zoo import registry
+    from zoo import pretrained, registry
     from zoo.errors import UserError
 
     if len(argv) != 2:
         raise app.UsageError("Give one model name (zoo list shows them).")
     name = argv[1]
-    if name.strip().lower() in zoo.list_models(pretrained=True):
+    if pretrained.has_checkpoint(name):
         entry = zoo.info(name)
         print(json.dumps(entry, indent=1) if FLAGS.json else "\n".join(describe_checkpoint(entry)))
         return 0

@@ -43,7 +43,6 @@ def define_flags():
 def check_model_flags(model_name, weights=None, finetuned=None, random_weights=False):
     """Raises UserError where the model flags of predict and evaluate cannot
     mean a model; cheap, so that it runs before any data is read."""
-    import zoo
     from zoo import registry
     from zoo.errors import UserError
 
@@ -65,7 +64,7 @@ def check_model_flags(model_name, weights=None, finetuned=None, random_weights=F
     except ValueError as error:
         raise UserError(str(error)) from None
     if (weights is None and not random_weights
-            and model_name.strip().lower() not in zoo.list_models(pretrained=True)):
+            and not pretrained.has_checkpoint(model_name)):
         raise UserError(
             f"{model_name} has no pretrained checkpoint (zoo list --pretrained); give "
             "--weights, or --random_weights for an untrained network.")

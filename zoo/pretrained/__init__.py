@@ -16,6 +16,7 @@ from zoo.pretrained.manifest import (
     ENV_WEIGHTS_DIR,
     FORMAT_VERSION,
     MANIFEST_NAME,
+    has_checkpoint,
     info,
     list_models,
     list_pretrained,
@@ -30,7 +31,7 @@ from zoo.pretrained.manifest import (
 __all__ = [
     "ChecksumError", "ENV_CACHE_DIR", "ENV_MANIFEST", "ENV_WEIGHTS_DIR", "FORMAT_VERSION",
     "MANIFEST_NAME", "WeightsNotFoundError", "copy_matching_weights", "default_cache_dir",
-    "info", "list_models", "list_pretrained", "load", "load_finetuned", "manifest_candidates",
+    "has_checkpoint", "info", "list_models", "list_pretrained", "load", "load_finetuned", "manifest_candidates",
     "manifest_path", "read_card", "read_manifest", "sha256", "verify_file", "weights_path",
     "write_manifest",
 ]

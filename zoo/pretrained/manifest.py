@@ -135,6 +135,11 @@ def info(name):
     raise ValueError(_unknown_message(name, sorted(checkpoints)))
 
 
+def has_checkpoint(name):
+    """Whether `name` (either form) has a shipped checkpoint."""
+    return checkpoint_key(name, read_manifest()["checkpoints"]) is not None
+
+
 def checkpoint_key(name, checkpoints):
     """The manifest key `name` refers to, or None."""
     if not isinstance(name, str):

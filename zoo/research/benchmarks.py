@@ -223,7 +223,7 @@ def inference(model, batch=100, repeats=5, latency_repeats=30):
     from zoo import export
 
     _set_policy("float32")
-    if model in pretrained.list_pretrained():
+    if pretrained.has_checkpoint(model):
         network = pretrained.load(model, reversible=False)
         labels = pretrained.info(model)["labels"]
     else:
