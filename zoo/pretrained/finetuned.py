@@ -25,7 +25,7 @@ def build_backbone(architecture, input_shape, pretrained_name=None, **builder_kw
                           input_shape=tuple(input_shape), **builder_kwargs)
 
 
-def _rebuild(architecture, input_shape, classes, reversible=False):
+def rebuild_classifier(architecture, input_shape, classes, reversible=False):
     """The fine-tuned classifier's structure, float32, random weights."""
     backbone = build_backbone(architecture, input_shape, reversible=reversible, dtype="float32")
     return assemble(backbone, classes)
@@ -59,7 +59,7 @@ def load_finetuned(output_dir):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} is missing; the card names it as the weights.")
     verify_file(path, card["weights"]["sha256"], card["weights"].get("bytes"))
-    model = _rebuild(card["architecture"], card["input"]["shape"], card["head"]["classes"],
+    model = rebuild_classifier(card["architecture"], card["input"]["shape"], card["head"]["classes"],
                      card["training"]["engine"] == "reversible")
     model.load_weights(path)
     return model

@@ -88,8 +88,8 @@ from zoo.pretrained.finetuned import (
     CARD_JSON,
     CARD_MD,
     WEIGHTS_FILE,
-    _rebuild,
     build_backbone,
+    rebuild_classifier,
 )
 from zoo.references import CITATIONS
 from zoo.training.callbacks import EpochLog
@@ -376,7 +376,7 @@ def finetune(model, train, test=None, *, head_epochs=HEAD_EPOCHS, epochs=EPOCHS,
 
     # The evaluated model is the float32 one `load_finetuned` rebuilds, so
     # the card's numbers are those a user reproduces.
-    final = _rebuild(parent["architecture"], input_shape, classes, reversible)
+    final = rebuild_classifier(parent["architecture"], input_shape, classes, reversible)
     final.set_weights(weights)
     report = evaluation.evaluate(final, test_split)
     report["model"] = final.name
