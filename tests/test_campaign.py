@@ -99,7 +99,8 @@ def test_the_repository_plan_is_valid_and_starts_with_its_pilots():
 @pytest.mark.parametrize("change, message", [
     ({"colour": "red"}, "unknown fields"),
     ({"recipe": "fast"}, "unknown recipe"),
-    ({"name": "resnet-32-cifar100"}, "must be named"),
+    ({"name": "resnet-32-cifar100"}, "must ship the checkpoint"),
+    ({"name": "resnet-32-more", "checkpoint": "resnet-32-cifar100"}, "must ship the checkpoint"),
     ({"kind": "pilot", "name": "p"}, "held-out training images"),
     ({"train": {"output_dir": "/tmp"}}, "may not set"),
     ({"epochs": 0}, "positive integer"),
@@ -115,6 +116,38 @@ def test_bad_plans_are_refused_with_the_reason(tmp_path, change, message):
 def test_a_run_named_twice_is_refused(tmp_path):
     with pytest.raises(campaign.PlanError, match="more than once"):
         campaign.read_plan(_plan(tmp_path, [_run(), _run()]))
+
+
+def test_a_later_run_continues_a_checkpoint_and_ships_it_under_its_name(tmp_path, monkeypatch):
+    from zoo.publish import registration
+
+    first, more = campaign.read_plan(_plan(tmp_path, [
+        _run(), _run(name="resnet-32-cifar10-more", checkpoint="resnet-32-cifar10",
+                     warm_start="resnet-32-cifar10")]))
+    assert first.checkpoint_name == more.checkpoint_name == "resnet-32-cifar10"
+    registered = {}
+
+    def register(**kwargs):
+        registered.update(kwargs)
+        return {"metrics": {"top1": 0.5}, "weights": {"file": "w.weights.h5"}}
+
+    monkeypatch.setattr(registration, "register_run_isolated", register)
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "manifest.json").write_text(
+        json.dumps({"format_version": 1, "checkpoints": {}}))
+    (tmp_path / "work" / more.name).mkdir(parents=True)
+    runner = campaign.Campaign(plan_path=_plan(tmp_path, []), work_dir=str(tmp_path / "work"),
+                               checkpoints_dir=str(tmp_path / "checkpoints"),
+                               docs_dir=str(tmp_path / "docs"))
+    warm = {"epochs_total": 74, "training": {"epochs": 60}}
+    segment = {"seconds": 3600.0}
+    summary = runner.finalize(more, {"steps": 10, "epochs": 2},
+                              {"segments": [segment], "warm_start": warm})
+    assert registered["name"] == "resnet-32-cifar10"
+    assert registered["record_dir"].endswith("campaign-resnet-32-cifar10-more")
+    # The epochs count those before the warm start, which was itself warm-started.
+    assert registered["history"]["epochs_total"] == 2 + 74
+    assert summary["top1"] == 0.5
 
 
 # --------------------------------------------------------------------------

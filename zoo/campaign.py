@@ -60,8 +60,10 @@ TRAIN_OVERRIDES = frozenset({
 class PlannedRun:
     """One run of the plan.
 
-    `name` names the run and, for a "checkpoint" run, the checkpoint it ships
-    ("<architecture>-<dataset>"). `warm_start` is a pretrained name or weights
+    `name` names the run; a "checkpoint" run ships the checkpoint
+    `checkpoint` ("<architecture>-<dataset>"; default: the run's name), so
+    that a later run can continue training a shipped checkpoint and replace
+    it under the same name. `warm_start` is a pretrained name or weights
     file the run starts from (a new schedule on trained weights). `ship` says,
     before the run, which weights ship: the last ones or their moving average.
     `gpu_recipe` replaces `recipe` for a run started on a GPU. `train` holds
@@ -74,6 +76,7 @@ class PlannedRun:
     recipe: str
     epochs: int
     kind: str = "checkpoint"
+    checkpoint: Optional[str] = None
     warm_start: Optional[str] = None
     target_top1: Optional[float] = None
     ship: str = "last"
@@ -99,6 +102,11 @@ class PlannedRun:
         run.check()
         return run
 
+    @property
+    def checkpoint_name(self):
+        """The pretrained name a checkpoint run ships."""
+        return self.checkpoint or self.name
+
     def check(self):
         from zoo import registry
 
@@ -120,9 +128,10 @@ class PlannedRun:
         if bad:
             raise PlanError(f"Run {self.name!r}: train may not set {bad}; it may set "
                             f"{sorted(TRAIN_OVERRIDES)}.")
-        if self.kind == "checkpoint" and self.name != f"{self.architecture}-{self.dataset}":
-            raise PlanError(f"Checkpoint run {self.name!r} must be named "
-                            f"{self.architecture}-{self.dataset}.")
+        if (self.kind == "checkpoint"
+                and self.checkpoint_name != f"{self.architecture}-{self.dataset}"):
+            raise PlanError(f"Checkpoint run {self.name!r} must ship the checkpoint "
+                            f"{self.architecture}-{self.dataset} (its name or `checkpoint`).")
         if self.kind == "pilot" and not self.train.get("holdout"):
             raise PlanError(f"Pilot {self.name!r} must validate on held-out training images "
                             "(train.holdout), not on the test set.")
@@ -403,7 +412,8 @@ class Campaign:
         tag = run.tag or f"{run.recipe}{run.epochs}ep"
         weights = os.path.join(run_dir, f"{run.ship}.weights.h5")
         entry = registration.register_run_isolated(
-            name=run.name, run_dir=run_dir, tag=tag, weights=weights, data_dir=self.data_dir,
+            name=run.checkpoint_name, run_dir=run_dir, tag=tag, weights=weights,
+            data_dir=self.data_dir,
             record_dir=os.path.join(self.docs_dir, f"campaign-{run.name}"),
             command="python tools/campaign.py run (plan entry "
                     f"{json.dumps(dataclasses.asdict(run), sort_keys=True)})",
@@ -560,6 +570,10 @@ def _describe_warm_start(warm_start):
     described.update(top1=entry["metrics"]["top1"], training={
         k: entry["training"].get(k) for k in ("recipe", "epochs", "steps", "precision",
                                               "train_seconds", "code_commit", "hardware")})
+    # A checkpoint that was itself warm-started counts the epochs before it.
+    epochs_total = (entry["training"].get("history") or {}).get("epochs_total")
+    if epochs_total:
+        described["epochs_total"] = epochs_total
     return described
 
 
@@ -570,8 +584,13 @@ def _history_for_manifest(history, run):
             "finished": history.get("finished"), "ship": run.ship,
             "segments": history["segments"],
             "train_hours": round(sum(s["seconds"] for s in history["segments"]) / 3600, 2),
-            "epochs_total": run.epochs + ((history.get("warm_start") or {}).get("training", {})
-                                          .get("epochs") or 0)}
+            "epochs_total": run.epochs + _epochs_before(history.get("warm_start"))}
+
+
+def _epochs_before(warm_start):
+    """Epochs of training the warm-start weights had (0 for none)."""
+    warm_start = warm_start or {}
+    return warm_start.get("epochs_total") or warm_start.get("training", {}).get("epochs") or 0
 
 
 def expected_finish(rows):
