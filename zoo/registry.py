@@ -169,8 +169,9 @@ def split_name(name):
     if key in _MODELS:
         return _MODELS[key], None
     architecture, tag = split_tag(key)
-    if tag is not None and architecture in _MODELS and dataset_of_tag(tag):
-        return _MODELS[architecture], dataset_of_tag(tag)
+    dataset = dataset_of_tag(tag) if tag is not None else None
+    if dataset and architecture in _MODELS:
+        return _MODELS[architecture], dataset
     for dataset in DATASETS:
         suffix = "-" + dataset
         if key.endswith(suffix) and key[: -len(suffix)] in _MODELS:

@@ -15,23 +15,21 @@ HAMILTONIAN = Family(
     citations=("chang2018",))
 
 
-def _network(n, widths, model_name, h=0.1, **kwargs):
-    return common.reversible_ode_network(HamiltonianBlock(h=h), n, widths, model_name, **kwargs)
-
-
 @register_model("hamiltonian-74", HAMILTONIAN, block=HamiltonianBlock,
                 parameters=(428_826, 428_538), paper_params=0.43e6,
                 paper_top1={"cifar10": (92.76, "chang2018")})
 def Hamiltonian74(h=0.1, **kwargs):
     """Hamiltonian-74: 6-6-6 Hamiltonian blocks (Eq. 10), widths 32-64-112."""
-    return _network(6, (32, 64, 112), "hamiltonian_74", h, **kwargs)
+    return common.reversible_ode_network(HamiltonianBlock(h=h), 6, (32, 64, 112),
+                                         "hamiltonian_74", **kwargs)
 
 
 @register_model("hamiltonian-218", HAMILTONIAN, block=HamiltonianBlock,
                 parameters=(1_679_434, 1_679_114), paper_params=1.68e6)
 def Hamiltonian218(h=0.1, **kwargs):
     """Hamiltonian-218: 18-18-18 Hamiltonian blocks, widths 32-64-128."""
-    return _network(18, (32, 64, 128), "hamiltonian_218", h, **kwargs)
+    return common.reversible_ode_network(HamiltonianBlock(h=h), 18, (32, 64, 128),
+                                         "hamiltonian_218", **kwargs)
 
 
 @register_model("hamiltonian-1202", HAMILTONIAN, block=HamiltonianBlock,
@@ -42,4 +40,5 @@ def Hamiltonian1202(h=0.1, **kwargs):
     9.63M parameters with this layout where the paper's Table 1 says 9.70M;
     the same layout matches Hamiltonian-74 and -218 to the paper's precision.
     """
-    return _network(100, (32, 64, 128), "hamiltonian_1202", h, **kwargs)
+    return common.reversible_ode_network(HamiltonianBlock(h=h), 100, (32, 64, 128),
+                                         "hamiltonian_1202", **kwargs)

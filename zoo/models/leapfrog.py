@@ -18,20 +18,18 @@ LEAPFROG = Family(
     citations=("chang2018",))
 
 
-def _network(n, widths, model_name, h=0.1, **kwargs):
-    return common.reversible_ode_network(LeapfrogBlock(h=h), n, widths, model_name, **kwargs)
-
-
 @register_model("leapfrog-26", LEAPFROG, block=LeapfrogBlock, parameters=(535_546, 535_258),
                 paper_params=0.50e6, differs_from_paper=True,
                 paper_top1={"cifar10": (91.92, "chang2018")})
 def Leapfrog26(h=0.1, **kwargs):
     """Leapfrog-26: 4-4-4 Leapfrog blocks (Eq. 17), widths 32-64-112."""
-    return _network(4, (32, 64, 112), "leapfrog_26", h, **kwargs)
+    return common.reversible_ode_network(LeapfrogBlock(h=h), 4, (32, 64, 112), "leapfrog_26",
+                                         **kwargs)
 
 
 @register_model("leapfrog-62", LEAPFROG, block=LeapfrogBlock, parameters=(1_802_058, 1_801_738),
                 paper_params=1.78e6, differs_from_paper=True)
 def Leapfrog62(h=0.1, **kwargs):
     """Leapfrog-62: 10-10-10 Leapfrog blocks, widths 32-64-128."""
-    return _network(10, (32, 64, 128), "leapfrog_62", h, **kwargs)
+    return common.reversible_ode_network(LeapfrogBlock(h=h), 10, (32, 64, 128), "leapfrog_62",
+                                         **kwargs)

@@ -18,20 +18,18 @@ MIDPOINT = Family(
     citations=("chang2018",))
 
 
-def _network(n, widths, model_name, h=0.1, **kwargs):
-    return common.reversible_ode_network(MidpointBlock(h=h), n, widths, model_name, **kwargs)
-
-
 @register_model("midpoint-26", MIDPOINT, block=MidpointBlock, parameters=(535_546, 535_258),
                 paper_params=0.50e6, differs_from_paper=True,
                 paper_top1={"cifar10": (91.16, "chang2018")})
 def Midpoint26(h=0.1, **kwargs):
     """MidPoint-26: 4-4-4 MidPoint blocks (Eq. 15), widths 32-64-112."""
-    return _network(4, (32, 64, 112), "midpoint_26", h, **kwargs)
+    return common.reversible_ode_network(MidpointBlock(h=h), 4, (32, 64, 112), "midpoint_26",
+                                         **kwargs)
 
 
 @register_model("midpoint-62", MIDPOINT, block=MidpointBlock, parameters=(1_802_058, 1_801_738),
                 paper_params=1.78e6, differs_from_paper=True)
 def Midpoint62(h=0.1, **kwargs):
     """MidPoint-62: 10-10-10 MidPoint blocks, widths 32-64-128."""
-    return _network(10, (32, 64, 128), "midpoint_62", h, **kwargs)
+    return common.reversible_ode_network(MidpointBlock(h=h), 10, (32, 64, 128), "midpoint_62",
+                                         **kwargs)

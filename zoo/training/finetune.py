@@ -78,6 +78,7 @@ import numpy as np
 
 from zoo import data as zdata
 from zoo import evaluation, model_cards, provenance
+from zoo.data.datasets import find as find_dataset
 from zoo.errors import FinetuneError
 from zoo.files import atomic_save_weights, atomic_write
 from zoo.models.backbone import BACKBONE_LAYER, HEAD_LAYER, POOLING, assemble
@@ -504,11 +505,9 @@ def make_card(*, parent, from_scratch, classes, label_names, input_shape, origin
 
 def _citations(parent, dataset):
     """The parent's citations and the fine-tuning dataset's, once each."""
-    # Local files are named after the dataset, possibly "<name>_partial".
-    name = dataset.lower().removesuffix("_partial")
     cited = list(parent.get("citations", []))
     keys = {c.get("key") for c in cited}
-    known = zdata.DATASETS.get(name)
+    known = find_dataset(dataset)  # local files may be "<name>_partial"
     for key in known.citations if known else ():
         if key not in keys:
             cited.append({"key": key, "text": CITATIONS[key]})
