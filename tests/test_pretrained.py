@@ -1,5 +1,6 @@
 """Shipped checkpoints, the manifest, zoo.load and MODEL_CARDS.md."""
 
+import copy
 import json
 import os
 import shutil
@@ -199,6 +200,21 @@ def test_model_cards_are_up_to_date():
             "MODEL_CARDS.md is out of date: run python tools/model_cards.py")
     for name in NAMES:
         assert f"## {name}" in model_cards.render(MANIFEST)
+
+
+def test_a_card_states_the_settings_the_run_used_not_the_recipe_defaults():
+    # The campaign trains at a peak rate the recipe does not have; the card
+    # once said "learning rate 0.1" of a run at 0.2.
+    entry = copy.deepcopy(MANIFEST["checkpoints"][NAMES[0]])
+    training = entry["training"]
+    training["recipe_settings"].update(schedule="cosine", learning_rate=0.1, weight_decay=5e-4,
+                                       label_smoothing=0.0, ema_decay=None)
+    training["overrides"] = {"learning_rate": 0.3, "weight_decay": 2e-4,
+                             "label_smoothing": 0.1, "ema_decay": 0.999}
+    card = model_cards.render_card(entry)
+    assert "learning rate 0.3 to 0" in card and "learning rate 0.1 " not in card
+    assert "weight decay 0.0002," in card and "0.0005" not in card
+    assert "label smoothing 0.1" in card and "(decay 0.999)" in card
 
 
 def test_a_card_describes_the_architecture_within_its_family():

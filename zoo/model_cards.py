@@ -79,7 +79,9 @@ def _params(entry):
 
 
 def _schedule(training):
-    recipe = training["recipe_settings"]
+    # What the run used: the recipe's settings with the run's overrides on
+    # top (a campaign run at peak lr 0.2 must not read as the recipe's 0.1).
+    recipe = {**training["recipe_settings"], **training.get("overrides", {})}
     epochs = training["epochs"]
     if recipe["schedule"] == "cosine":
         shape = (f"linear warm-up for {recipe['warmup_epochs']:g} epoch(s), then cosine decay "
@@ -88,8 +90,13 @@ def _schedule(training):
         shape = (f"learning rate {recipe['learning_rate']:g} divided by 10 at epochs "
                  f"{', '.join(str(e) for e in recipe['decay_epochs'])}")
     momentum = f"{'Nesterov ' if recipe['nesterov'] else ''}momentum {recipe['momentum']:g}"
-    return (f"SGD with {momentum}, batch {training['batch_size']}, {shape}; weight decay "
+    text = (f"SGD with {momentum}, batch {training['batch_size']}, {shape}; weight decay "
             f"{recipe['weight_decay']:g}, smoothness decay (Eq. 22) {recipe['smoothness_decay']:g}")
+    if recipe.get("label_smoothing"):
+        text += f", label smoothing {recipe['label_smoothing']:g}"
+    if recipe.get("ema_decay"):
+        text += f"; a moving average of the weights (decay {recipe['ema_decay']:g}) kept beside them"
+    return text
 
 
 def _difference_from_paper(entry):

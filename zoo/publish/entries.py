@@ -102,7 +102,8 @@ def make_entry(name, weights_file, run_record, evaluation_report, *, samples_dir
     recipe["decay_epochs"] = list(recipe["decay_epochs"])
     overridden = {key: config[key] for key in ("batch_size", "epochs", "steps", "learning_rate",
                                                "weight_decay", "smoothness_decay",
-                                               "mixed_precision", "reversible")
+                                               "mixed_precision", "reversible",
+                                               "label_smoothing", "ema_decay")
                   if config.get(key) is not None and recipe.get(key) != config[key]}
 
     flip = evaluation_report.get("flip_tta")
