@@ -402,7 +402,9 @@ class Campaign:
         summary = {"finished": history["finished"], "kind": run.kind,
                    "steps": results["steps"], "epochs": results["epochs"],
                    "train_seconds": round(sum(s["seconds"] for s in history["segments"]), 1),
-                   "sessions": len(history["segments"])}
+                   # Segments, not sessions: a session that restarts the
+                   # campaign adds a segment.
+                   "segments": len(history["segments"])}
         if run.kind == "pilot":
             summary.update(self.write_pilot(run, results, history))
             return summary
