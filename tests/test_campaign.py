@@ -147,7 +147,16 @@ def test_a_later_run_continues_a_checkpoint_and_ships_it_under_its_name(tmp_path
     assert registered["record_dir"].endswith("campaign-resnet-32-cifar10-more")
     # The epochs count those before the warm start, which was itself warm-started.
     assert registered["history"]["epochs_total"] == 2 + 74
-    assert summary["top1"] == 0.5
+    assert summary["top1"] == 0.5 and summary["shipped"] is True
+
+    # A run the registration declined: the ledger names the weights that stay.
+    kept = {"file": "old.weights.h5", "top1": 0.9}
+    monkeypatch.setattr(registration, "register_run_isolated", lambda **kwargs: {
+        "shipped": False, "metrics": {"top1": 0.5}, "weights": {"file": kept["file"]},
+        "kept": kept})
+    summary = runner.finalize(more, {"steps": 10, "epochs": 2},
+                              {"segments": [segment], "warm_start": warm})
+    assert summary["shipped"] is False and summary["kept"] == kept
 
 
 # --------------------------------------------------------------------------
@@ -320,7 +329,8 @@ def test_sigterm_stops_after_the_step_with_a_snapshot(tmp_path, data_dir):
 # --------------------------------------------------------------------------
 # Finishing
 # --------------------------------------------------------------------------
-def test_a_finished_run_is_registered_replacing_the_old_checkpoint(tmp_path, data_dir):
+def test_a_finished_run_is_registered_replacing_the_old_checkpoint(tmp_path, data_dir,
+                                                                    monkeypatch):
     checkpoints = tmp_path / "checkpoints"
     checkpoints.mkdir()
     manifest = pretrained.read_manifest(os.path.join(REPO_ROOT, "checkpoints", "manifest.json"))
@@ -358,6 +368,34 @@ def test_a_finished_run_is_registered_replacing_the_old_checkpoint(tmp_path, dat
     assert runner.status()[0]["state"] == "finished"
     # The plan is done: run() returns at once.
     assert runner.run(60, lower_priority=False, min_minutes=0) == []
+
+    # A run below the checkpoint it would replace (on the same 100 images)
+    # leaves it shipped, and says so...
+    from zoo.publish import entries, registration
+
+    manifest = pretrained.read_manifest(str(checkpoints / "manifest.json"))
+    manifest["checkpoints"]["resnet-32-cifar10"]["metrics"]["top1"] = 1.0
+    pretrained.write_manifest(manifest, str(checkpoints / "manifest.json"))
+    before = (checkpoints / "manifest.json").read_bytes()
+    arguments = dict(name="resnet-32-cifar10", run_dir=runner.run_dir(runner.runs()[0]),
+                     tag="lower", data_dir=data_dir, record_dir=str(tmp_path / "docs" / "lower"),
+                     checkpoints_dir=str(checkpoints), robustness=False)
+    declined = registration.register_run(**arguments)
+    assert declined["shipped"] is False
+    assert declined["kept"] == {"file": entry["weights"]["file"], "top1": 1.0}
+    assert declined["metrics"]["images"] == 100 and declined["metrics"]["top1"] < 1.0
+    assert (checkpoints / "manifest.json").read_bytes() == before
+    assert (checkpoints / entry["weights"]["file"]).exists()
+    assert not (checkpoints / "resnet-32-cifar10-lower.weights.h5").exists()
+    with open(tmp_path / "docs" / "lower" / "declined.json") as f:
+        assert json.load(f)["metrics"] == declined["metrics"]
+    # ...unless the caller asks (the memory figure needs its own process).
+    monkeypatch.setattr(entries, "training_memory", lambda *args, **kwargs: {})
+    forced = registration.register_run(**arguments, replace_lower=True)
+    assert forced["shipped"] is True and forced["supersedes"]["top1"] == 1.0
+    assert pretrained.read_manifest(str(checkpoints / "manifest.json"))["checkpoints"][
+        "resnet-32-cifar10"]["weights"]["file"] == "resnet-32-cifar10-lower.weights.h5"
+    assert not (checkpoints / entry["weights"]["file"]).exists()
 
 
 def test_a_finished_pilot_writes_its_figures_on_held_out_images(tmp_path, data_dir):

@@ -11,7 +11,8 @@ checkpoints/<name>-<tag>.weights.h5, evaluates them in float32 on the whole
 test split, measures the training-step memory, records the predictions on
 tools/samples and the accuracy on the first 1,000 test images (which the tests
 check), and writes the manifest entry. A checkpoint it replaces under the same
-name leaves checkpoints/ (the entry names the commit that last shipped it).
+name leaves checkpoints/ (the entry names the commit that last shipped it), unless
+the run's top-1 is below that checkpoint's: then it stays (--replace_lower overrides).
 The work is done by zoo.publish.registration.register_run. Then run tools/model_cards.py.
 """
 
@@ -50,6 +51,9 @@ flags.DEFINE_string("code_commit", None, "Commit the run started from, if result
 flags.DEFINE_string("notes", None, "Anything a user must know (cut schedule, ...).")
 flags.DEFINE_string("url", None, "Where the weights can be downloaded, if anywhere.")
 flags.DEFINE_string("checkpoints_dir", os.path.join(ROOT, "checkpoints"), "The manifest's directory.")
+flags.DEFINE_bool("replace_lower", False,
+                  "Ship the run even if its top-1 is below that of the checkpoint it replaces "
+                  "(on the same number of test images); by default that checkpoint stays.")
 flags.mark_flags_as_required(["name", "run_dir", "tag"])
 
 
@@ -62,7 +66,12 @@ def main(argv):
     entry = registration.register_run(
         FLAGS.name, FLAGS.run_dir, FLAGS.tag, weights=FLAGS.weights, data_dir=FLAGS.data_dir,
         record_dir=FLAGS.record_dir, command=FLAGS.command, code_commit=FLAGS.code_commit,
-        notes=FLAGS.notes, url=FLAGS.url, checkpoints_dir=FLAGS.checkpoints_dir)
+        notes=FLAGS.notes, url=FLAGS.url, checkpoints_dir=FLAGS.checkpoints_dir,
+        replace_lower=FLAGS.replace_lower)
+    if not entry["shipped"]:
+        print(f"{entry['name']}: not shipped: {entry['reason']}; {entry['kept']['file']} stays "
+              "(--replace_lower ships it anyway).")
+        return
     superseded = entry.get("supersedes")
     if superseded:
         print(f"Replaces {superseded['file']} (top-1 {superseded['top1']:.4f}), which leaves "

@@ -426,7 +426,11 @@ class Campaign:
         if os.path.abspath(self.checkpoints_dir) == os.path.join(ROOT, "checkpoints"):
             files.atomic_write(os.path.join(ROOT, "MODEL_CARDS.md"),
                                   model_cards.render(manifest))
+        # A run below the checkpoint it would replace stays unshipped
+        # (zoo.publish.registration); the ledger says which weights ship.
         summary.update(top1=entry["metrics"]["top1"], weights=entry["weights"]["file"],
+                       shipped=entry.get("shipped", True),
+                       **({"kept": entry["kept"]} if "kept" in entry else {}),
                        target_top1=run.target_top1,
                        target_met=(None if run.target_top1 is None
                                    else entry["metrics"]["top1"] >= run.target_top1))

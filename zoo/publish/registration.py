@@ -8,6 +8,13 @@ attacks (zoo.research.robustness), and writes the manifest entry
 (zoo.entries.make_entry). A checkpoint it replaces under the same name leaves
 the tree; the new entry names the file and the commit that last shipped it.
 
+A run whose top-1 is lower than that of the checkpoint shipped under its name,
+measured on the same number of test images, does not replace it unless the
+caller asks (`replace_lower=True`): a continued run that ended worse than the
+weights it started from must not take their place behind `zoo.load(name)`. The
+run's record and evaluation report are still written, with `declined.json`
+saying why it was not shipped.
+
 The memory figures need the CPU allocator's statistics, which TensorFlow keeps
 only with TF_CPU_ALLOCATOR_USE_BFC=true set before it starts:
 `register_run_isolated` runs the registration in a fresh process with it.
@@ -55,8 +62,10 @@ def last_shipped_commit(path, root=ROOT):
 def register_run(name, run_dir, tag, *, weights=None, data_dir=None, record_dir=None,
                  command=None, code_commit=None, notes=None, url=None, history=None,
                  checkpoints_dir=None, samples_dir=SAMPLES_DIR, remove_superseded=True,
-                 robustness=True):
-    """Adds a finished run to the manifest; returns the new entry.
+                 robustness=True, replace_lower=False):
+    """Adds a finished run to the manifest; returns the new entry, with
+    "shipped": True, or, when the run is declined, a record with "shipped":
+    False, its "metrics" and the "weights" that stay shipped.
 
     Args:
       name: model name with dataset suffix, e.g. "resnet-32-cifar10".
@@ -71,6 +80,8 @@ def register_run(name, run_dir, tag, *, weights=None, data_dir=None, record_dir=
       remove_superseded: delete the weights file of the entry this replaces.
       robustness: measure corruption and adversarial robustness
         (zoo.research.robustness, a few minutes) into the entry's "robustness".
+      replace_lower: ship the run even when its top-1 is lower than that of
+        the checkpoint it would replace (on the same number of test images).
     """
     from zoo import precision
 
@@ -80,12 +91,51 @@ def register_run(name, run_dir, tag, *, weights=None, data_dir=None, record_dir=
             name, run_dir, tag, weights=weights, data_dir=data_dir, record_dir=record_dir,
             command=command, code_commit=code_commit, notes=notes, url=url, history=history,
             checkpoints_dir=checkpoints_dir, samples_dir=samples_dir,
-            remove_superseded=remove_superseded, robustness=robustness)
+            remove_superseded=remove_superseded, robustness=robustness,
+            replace_lower=replace_lower)
+
+
+def _read_manifest(path):
+    from zoo import pretrained
+
+    return (pretrained.read_manifest(path) if os.path.exists(path)
+            else {"format_version": pretrained.FORMAT_VERSION, "checkpoints": {}})
+
+
+def lower_than_shipped(report, old):
+    """Whether an evaluation report's top-1 is below that of the shipped
+    manifest entry `old`; False when there is none or the two were measured
+    on different numbers of images (they are not comparable)."""
+    if not old or old["metrics"].get("images") != report["num_examples"]:
+        return False
+    return report["top1"] < old["metrics"]["top1"]
+
+
+def _decline(name, shipped, old, report, record_dir):
+    """The record of a run that stays unshipped: its figures beside those of
+    the checkpoint it would have replaced, also written to declined.json."""
+    if os.path.exists(shipped) and os.path.basename(shipped) != old["weights"]["file"]:
+        os.remove(shipped)
+    declined = {
+        "name": name, "shipped": False,
+        "reason": (f"top-1 {report['top1']:.4f} is below the shipped checkpoint's "
+                   f"{old['metrics']['top1']:.4f} on the same {report['num_examples']} images"),
+        "metrics": {"images": report["num_examples"], "top1": report["top1"],
+                    "top5": report["top5"],
+                    **({"flip_tta": {k: report["flip_tta"][k] for k in ("top1", "top5")}}
+                       if "flip_tta" in report else {})},
+        "weights": dict(old["weights"]),
+        "kept": {"file": old["weights"]["file"], "top1": old["metrics"]["top1"]}}
+    if record_dir:
+        with open(os.path.join(record_dir, "declined.json"), "w") as f:
+            json.dump(declined, f, indent=2)
+            f.write("\n")
+    return declined
 
 
 def _register_run(name, run_dir, tag, *, weights, data_dir, record_dir, command, code_commit,
                   notes, url, history, checkpoints_dir, samples_dir, remove_superseded,
-                  robustness):
+                  robustness, replace_lower):
     import keras
 
     from zoo import data, evaluation, pretrained, registry, training
@@ -111,6 +161,12 @@ def _register_run(name, run_dir, tag, *, weights, data_dir, record_dir, command,
     report["model"], report["weights"] = name, os.path.relpath(shipped, ROOT)
     keras.backend.clear_session()
 
+    path = os.path.join(checkpoints_dir, pretrained.MANIFEST_NAME)
+    old = _read_manifest(path)["checkpoints"].get(name)
+    if old and old["weights"]["file"] == os.path.basename(shipped):
+        old = None  # the same file again: nothing else to keep
+    declined = not replace_lower and lower_than_shipped(report, old)
+
     if record_dir:
         os.makedirs(record_dir, exist_ok=True)
         for file in RECORD_FILES:
@@ -118,6 +174,8 @@ def _register_run(name, run_dir, tag, *, weights, data_dir, record_dir, command,
             if os.path.exists(src) and not (os.path.exists(dst) and os.path.samefile(src, dst)):
                 shutil.copyfile(src, dst)
         evaluation.save_report(report, os.path.join(record_dir, "eval"), prefix=f"{name}_test")
+    if declined:
+        return _decline(name, shipped, old, report, record_dir)
 
     entry = entries.make_entry(
         name, shipped, run_record, report, samples_dir=samples_dir, data_dir=data_dir,
@@ -134,11 +192,9 @@ def _register_run(name, run_dir, tag, *, weights, data_dir, record_dir, command,
             lambda **kwargs: registry.build(name, weights=shipped, **arguments, **kwargs), split)
         keras.backend.clear_session()
 
-    path = os.path.join(checkpoints_dir, pretrained.MANIFEST_NAME)
-    manifest = (pretrained.read_manifest(path) if os.path.exists(path)
-                else {"format_version": pretrained.FORMAT_VERSION, "checkpoints": {}})
-    old = manifest["checkpoints"].get(name)
-    if old and old["weights"]["file"] != entry["weights"]["file"]:
+    # Read again: the robustness figures take minutes.
+    manifest = _read_manifest(path)
+    if old:
         old_path = os.path.join(checkpoints_dir, old["weights"]["file"])
         entry["supersedes"] = {
             "file": old["weights"]["file"], "sha256": old["weights"]["sha256"],
@@ -149,7 +205,7 @@ def _register_run(name, run_dir, tag, *, weights, data_dir, record_dir, command,
             os.remove(old_path)
     manifest["checkpoints"][name] = entry
     pretrained.write_manifest(manifest, path)
-    return entry
+    return {**entry, "shipped": True}
 
 
 def register_run_isolated(**kwargs):
