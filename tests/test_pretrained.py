@@ -217,6 +217,17 @@ def test_a_card_states_the_settings_the_run_used_not_the_recipe_defaults():
     assert "label smoothing 0.1" in card and "(decay 0.999)" in card
 
 
+def test_a_warm_started_card_counts_the_epochs_behind_its_weights():
+    entry = copy.deepcopy(MANIFEST["checkpoints"][NAMES[0]])
+    entry["paper"] = {"top1": 92.76, "source": "a paper"}
+    entry["training"]["epochs"] = 100
+    entry["training"]["history"] = None
+    assert "this run trained 100 epochs." in model_cards.render_card(entry)
+    entry["training"]["history"] = {"epochs_total": 174, "segments": [], "train_hours": 1.0}
+    assert "this run trained 100 epochs, 174 in all with those of the checkpoints it started from." in (
+        model_cards.render_card(entry))
+
+
 def test_a_card_describes_the_architecture_within_its_family():
     # The three PDE-CNNs share a family but not their dynamics or reversibility.
     parabolic = model_cards.overview(

@@ -105,9 +105,13 @@ def _difference_from_paper(entry):
     if not paper:
         return "The paper reports no figure for this model and dataset."
     gap = 100 * top1 - paper["top1"]
+    epochs = entry["training"]["epochs"]
+    # A warm-started run's own epochs understate the training behind the weights.
+    total = (entry["training"].get("history") or {}).get("epochs_total")
     return (f"{percent(top1)} top-1 against the paper's {paper['top1']:.2f}% "
-            f"({gap:+.2f} points; {paper['source']}); this run trained "
-            f"{entry['training']['epochs']} epochs.")
+            f"({gap:+.2f} points; {paper['source']}); this run trained {epochs} epochs"
+            + (f", {total} in all with those of the checkpoints it started from"
+               if total and total != epochs else "") + ".")
 
 
 def render_card(entry):
