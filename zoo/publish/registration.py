@@ -24,6 +24,8 @@ import json
 import os
 import shutil
 import subprocess
+
+from zoo import files
 from zoo.publish import entries
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -114,7 +116,8 @@ def lower_than_shipped(report, old):
 def _decline(name, shipped, old, report, record_dir):
     """The record of a run that stays unshipped: its figures beside those of
     the checkpoint it would have replaced, also written to declined.json."""
-    if os.path.exists(shipped) and os.path.basename(shipped) != old["weights"]["file"]:
+    # `old` is never the same file (_register_run drops it then).
+    if os.path.exists(shipped):
         os.remove(shipped)
     declined = {
         "name": name, "shipped": False,
@@ -127,9 +130,8 @@ def _decline(name, shipped, old, report, record_dir):
         "weights": dict(old["weights"]),
         "kept": {"file": old["weights"]["file"], "top1": old["metrics"]["top1"]}}
     if record_dir:
-        with open(os.path.join(record_dir, "declined.json"), "w") as f:
-            json.dump(declined, f, indent=2)
-            f.write("\n")
+        files.atomic_write(os.path.join(record_dir, "declined.json"),
+                           json.dumps(declined, indent=2) + "\n")
     return declined
 
 
