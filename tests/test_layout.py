@@ -3,6 +3,7 @@ circle, and what `import zoo` loads."""
 
 import ast
 import os
+import re
 import subprocess
 import sys
 
@@ -113,3 +114,15 @@ def test_the_floors_cover_every_module_and_the_readme_names_every_package():
         if top and top != "__main__":
             path = f"zoo/{top}/" if os.path.isdir(os.path.join(PACKAGE, top)) else f"zoo/{top}.py"
             assert path in section, f"{path} is missing from the README's layout section"
+
+
+def test_ci_runs_the_readmes_test_command_and_installs_what_it_needs():
+    readme = open(os.path.join(REPO_ROOT, "README.md")).read()
+    command = re.search(r'^pip install "\.\[test\]" && (python -m pytest.*)$', readme, re.M)
+    assert command, "the README's test command is missing"
+    ci = open(os.path.join(REPO_ROOT, ".ci", "run")).read()
+    assert command.group(1) in ci.splitlines(), (command.group(1), ci)
+    # `-n` is pytest-xdist's option: the test extra must install it.
+    setup = open(os.path.join(REPO_ROOT, "setup.cfg")).read()
+    extra = setup[setup.index("test =\n"):].split("\n\n")[0]
+    assert ("-n " not in command.group(1)) or "pytest-xdist" in extra, extra
