@@ -71,6 +71,8 @@ def test_cli_short_run_writes_everything_and_loss_falls(cifar10_small, tmp_path)
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     assert rows[-1]["loss"] < rows[0]["loss"]
     assert all(0 <= r["val_accuracy"] <= 1 for r in rows)
+    # Each epoch's time counts its evaluation of the 100 test images, also given alone.
+    assert all(0 < r["validation_seconds"] < r["seconds"] for r in rows), rows
     results = json.loads((out / "results.json").read_text())
     assert results["train_examples"] == 200 and results["test_examples"] == 100
     assert results["steps"] == 12

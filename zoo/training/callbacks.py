@@ -94,6 +94,9 @@ class OneEpoch(keras.callbacks.Callback):
 class EpochLog(keras.callbacks.Callback):
     """One metrics row per whole epoch (CSV and JSON in `output_dir`, written
     as it goes): the epoch's logs, learning rate at its start, time, speed.
+    "seconds" is the whole epoch, its evaluation of the validation data
+    included, and "train_images_per_second" the epoch's training images over
+    it; "validation_seconds" is that evaluation's part of "seconds".
 
     A resumable run passes its checkpointed `progress` (the epoch clock, which
     counts the part of an epoch before a resume) and `best_path`, where the
@@ -113,6 +116,17 @@ class EpochLog(keras.callbacks.Callback):
         self.start_step = int(self.model.optimizer.iterations.numpy()) - resumed
         self.start_time = time.perf_counter()
         self.start_lr = float(current_learning_rate(self.model.optimizer))
+        self.validation_seconds = 0.0
+
+    # fit() evaluates validation_data with the same callbacks, between the
+    # epoch's last batch and on_epoch_end: its share of the epoch's time.
+    def on_test_begin(self, logs=None):
+        self._test_start = time.perf_counter()
+
+    def on_test_end(self, logs=None):
+        if getattr(self, "_test_start", None) is not None:
+            self.validation_seconds += time.perf_counter() - self._test_start
+            self._test_start = None
 
     def on_epoch_end(self, epoch, logs=None):
         if self.model.stop_training:
@@ -126,7 +140,8 @@ class EpochLog(keras.callbacks.Callback):
                "step": self.step_offset + step, "learning_rate_at_start": self.start_lr,
                "seconds": round(seconds, 2),
                "train_images_per_second":
-                   round((step - self.start_step) * self.images_per_step / max(seconds, 1e-9), 1)}
+                   round((step - self.start_step) * self.images_per_step / max(seconds, 1e-9), 1),
+               "validation_seconds": round(getattr(self, "validation_seconds", 0.0), 2)}
         row.update({k: float(v) for k, v in (logs or {}).items()})
         self.rows.append(row)
         val = row.get("val_accuracy")
