@@ -159,6 +159,36 @@ def test_a_later_run_continues_a_checkpoint_and_ships_it_under_its_name(tmp_path
     assert summary["shipped"] is False and summary["kept"] == kept
 
 
+def test_a_warm_start_from_a_shipped_checkpoint_keeps_the_runs_behind_it():
+    from zoo import model_cards
+
+    name = "hamiltonian-74-cifar10"  # itself warm-started, twice
+    entry = pretrained.info(name)
+    described = campaign._describe_warm_start(name)
+    assert described["file"] == entry["weights"]["file"]
+    chain = model_cards.lineage(described)
+    assert len(chain) >= 3 and chain[-1]["file"] == entry["weights"]["file"]
+    assert sum(c["training"]["epochs"] for c in chain) == described["epochs_total"]
+
+
+def test_registration_keeps_the_runs_behind_the_checkpoint_a_run_replaces():
+    from zoo.publish import registration
+
+    cpu = {"file": "a-cpu.weights.h5", "training": {"epochs": 14}}
+    old = {"weights": {"file": "a-60.weights.h5"},
+           "training": {"history": {"warm_start": cpu}}}
+    warm = {"file": "a-60.weights.h5", "training": {"epochs": 60}, "epochs_total": 74}
+    history = {"warm_start": warm, "epochs_total": 154}
+    kept = registration.with_earlier_runs(history, old)["warm_start"]
+    assert kept == {**warm, "warm_start": cpu}
+    # Nothing to add: another file, no replaced entry, a chain already there.
+    assert registration.with_earlier_runs(
+        {"warm_start": {**warm, "file": "b.weights.h5"}}, old)["warm_start"].get(
+        "warm_start") is None
+    assert registration.with_earlier_runs(history, None) == history
+    assert registration.with_earlier_runs({"warm_start": kept}, old)["warm_start"] == kept
+
+
 # --------------------------------------------------------------------------
 # Snapshots
 # --------------------------------------------------------------------------

@@ -228,6 +228,22 @@ def test_a_warm_started_card_counts_the_epochs_behind_its_weights():
         model_cards.render_card(entry))
 
 
+@pytest.mark.parametrize("name", [n for n in NAMES if (
+    MANIFEST["checkpoints"][n]["training"].get("history") or {}).get("warm_start")])
+def test_a_warm_started_card_lists_every_run_behind_its_weights(name):
+    entry = MANIFEST["checkpoints"][name]
+    history = entry["training"]["history"]
+    chain = model_cards.lineage(history["warm_start"])
+    # Back to a run that started from nothing: the epochs add up to the total.
+    assert sum(c["training"]["epochs"] for c in chain) + entry["training"]["epochs"] == (
+        history["epochs_total"])
+    card = model_cards.render_card(entry)
+    assert f"- **Training behind these weights** ({history['epochs_total']} epochs" in card
+    listed = card[card.index("- **Training behind these weights**"):].splitlines()[1:len(chain) + 2]
+    assert [line.split("`")[1] for line in listed[:-1]] == [c["file"] for c in chain]
+    assert listed[-1].startswith(f"  - these weights: {entry['training']['epochs']} epochs")
+
+
 def test_a_card_describes_the_architecture_within_its_family():
     # The three PDE-CNNs share a family but not their dynamics or reversibility.
     parabolic = model_cards.overview(

@@ -576,11 +576,15 @@ def _describe_warm_start(warm_start):
     described.update(top1=entry["metrics"]["top1"], training={
         k: entry["training"].get(k) for k in ("recipe", "epochs", "steps", "precision",
                                               "train_seconds", "code_commit", "hardware")})
-    # A checkpoint that was itself warm-started counts the epochs before it.
-    epochs_total = (entry["training"].get("history") or {}).get("epochs_total")
-    if epochs_total:
-        described["epochs_total"] = epochs_total
+    # A checkpoint that was itself warm-started counts the epochs before it,
+    # and keeps what it started from: the chain back to the first run.
+    history = entry["training"].get("history") or {}
+    if history.get("epochs_total"):
+        described["epochs_total"] = history["epochs_total"]
+    if history.get("warm_start"):
+        described["warm_start"] = history["warm_start"]
     return described
+
 
 
 def _history_for_manifest(history, run):

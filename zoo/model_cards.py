@@ -239,9 +239,38 @@ def robustness_lines(entry):
     ]
 
 
+def lineage(warm_start):
+    """The checkpoints behind a warm start, oldest first: each one's
+    description (zoo.campaign) without the warm start it had itself."""
+    chain = []
+    while warm_start:
+        chain.append({k: v for k, v in warm_start.items() if k != "warm_start"})
+        warm_start = warm_start.get("warm_start")
+    return chain[::-1]
+
+
+def _lineage_lines(entry, chain):
+    """The whole training behind the weights, one line per run, this one last."""
+    t = entry["training"]
+    stages = [(w["file"], w.get("training") or {}, w.get("top1")) for w in chain]
+    stages.append(("these weights", t, entry["metrics"]["top1"]))
+    seconds = [s.get("train_seconds") for _, s, _ in stages]
+    lines = [f"- **Training behind these weights** ({sum(s.get('epochs') or 0 for _, s, _ in stages)}"
+             " epochs"
+             + (f", {sum(seconds) / 3600:.1f} h of training epochs" if None not in seconds else "")
+             + ", oldest first):"]
+    for name, s, top1 in stages:
+        lines.append(
+            f"  - {name if name == 'these weights' else f'`{name}`'}: {s.get('epochs')} epochs of "
+            f"`{s.get('recipe')}` in {s.get('precision')}, {_minutes(s.get('train_seconds'))}"
+            + (f", {percent(top1)} top-1" if top1 is not None else "") + ".")
+    return lines
+
+
 def training_history(entry):
-    """Card lines for a campaign run: what it started from, each segment
-    (machine, precision, steps, time), and the checkpoint it replaced."""
+    """Card lines for a campaign run: what it started from and the runs
+    before that, each segment (machine, precision, steps, time), and the
+    checkpoint it replaced."""
     history = entry["training"].get("history")
     lines = []
     if history:
@@ -254,6 +283,7 @@ def training_history(entry):
                    f"`{before.get('recipe')}` recipe in {before.get('precision')}"
                    if warm.get("top1") is not None else "")
                 + f"), then a new schedule: {history['epochs_total']} epochs in all.")
+            lines += _lineage_lines(entry, lineage(warm))
         lines.append(f"- **Training history** ({len(history['segments'])} segments, "
                      f"{history['train_hours']:.2f} h of training):")
         for s in history["segments"]:

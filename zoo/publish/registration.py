@@ -113,6 +113,18 @@ def lower_than_shipped(report, old):
     return report["top1"] < old["metrics"]["top1"]
 
 
+def with_earlier_runs(history, old):
+    """`history` of a run warm-started from `old`, the manifest entry it
+    replaces, with the runs behind `old` kept under its warm start (a warm
+    start described by older code, or from a path, lacks them)."""
+    warm = (history or {}).get("warm_start")
+    if (not warm or warm.get("warm_start") or not warm.get("training") or not old
+            or warm.get("file") != old["weights"]["file"]):
+        return history
+    earlier = (old["training"].get("history") or {}).get("warm_start")
+    return {**history, "warm_start": {**warm, "warm_start": earlier}} if earlier else history
+
+
 def _decline(name, shipped, old, report, record_dir):
     """The record of a run that stays unshipped: its figures beside those of
     the checkpoint it would have replaced, also written to declined.json."""
@@ -186,7 +198,7 @@ def _register_run(name, run_dir, tag, *, weights, data_dir, record_dir, command,
         code_commit=code_commit, train_seconds=_train_seconds(os.path.join(run_dir, "metrics.json")),
         notes=notes, url=url)
     if history is not None:
-        entry["training"]["history"] = history
+        entry["training"]["history"] = with_earlier_runs(history, old)
     if robustness:
         from zoo.research import robustness as measure_robustness
 
