@@ -89,6 +89,19 @@ def test_attacks_raise_the_loss_and_stay_in_the_epsilon_ball(twins, images):
     np.testing.assert_array_equal(pgd, robustness.attack(logits, x, y, 2, steps=10))
 
 
+def test_classes_come_from_one_traced_forward_and_equal_predicts(twins, images):
+    model, logits = twins
+    x, _ = images
+    expected = np.argmax(model.predict(x.astype(np.float32), verbose=0), axis=-1)
+    # 40 images in batches of 16: the last batch is short.
+    np.testing.assert_array_equal(robustness.predicted_classes(model, x, batch_size=16),
+                                  expected)
+    # Traced once per model, not once per call (a measurement makes ~90 calls).
+    assert robustness._gradient_fn(logits) is robustness._gradient_fn(logits)
+    assert robustness._traced(model, "forward", None) is robustness._traced(
+        model, "forward", None)
+
+
 def test_the_twins_input_gradients_equal_the_reversible_engines(images):
     x, y = images
     x, y = x[:4], y[:4]
