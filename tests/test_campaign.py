@@ -189,6 +189,15 @@ def test_registration_keeps_the_runs_behind_the_checkpoint_a_run_replaces():
     assert registration.with_earlier_runs({"warm_start": kept}, old)["warm_start"] == kept
 
 
+def test_the_expected_speed_is_not_set_by_a_few_slowed_epochs():
+    rows = [{"train_images_per_second": v} for v in (300, 420, 430, 410, 440, 425, 150, 90, 200)]
+    # The mean of the last three (147) would double the ETA; the median is 410.
+    assert campaign.recent_speed(rows) == 410
+    assert campaign.recent_speed(rows, epochs=4) == (150 + 200) / 2
+    assert campaign.recent_speed([{"train_images_per_second": None}, {}]) is None
+    assert campaign.recent_speed([]) is None
+
+
 # --------------------------------------------------------------------------
 # Snapshots
 # --------------------------------------------------------------------------

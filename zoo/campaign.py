@@ -36,6 +36,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import tempfile
 import time
 import uuid
@@ -491,9 +492,7 @@ class Campaign:
             if metrics:
                 row["epochs_done"] = metrics[-1]["epoch"]
                 row["val_top1"] = metrics[-1].get("val_accuracy")
-                speeds = [r["train_images_per_second"] for r in metrics[-3:]
-                          if r.get("train_images_per_second")]
-                row["images_per_second"] = round(sum(speeds) / len(speeds), 1) if speeds else None
+                row["images_per_second"] = recent_speed(metrics)
             row["step"] = step
             batch = config.get("batch_size")
             if row["images_per_second"] and batch and metrics:
@@ -502,6 +501,15 @@ class Campaign:
                 row["eta_hours"] = round(left / row["images_per_second"] / 3600, 2)
             rows.append(row)
         return rows
+
+
+def recent_speed(metrics, epochs=10):
+    """Images per second to expect: the median of the last `epochs` epochs'
+    speeds, so that a few epochs slowed by other work beside the run do not
+    set the ETA (None without a speed)."""
+    speeds = [r["train_images_per_second"] for r in metrics[-epochs:]
+              if r.get("train_images_per_second")]
+    return round(statistics.median(speeds), 1) if speeds else None
 
 
 def format_status(rows):
@@ -611,4 +619,4 @@ def expected_finish(rows):
 
 __all__ = ["Campaign", "PlannedRun", "PlanError", "read_plan", "write_snapshot",
            "restore_snapshot", "latest_snapshot", "format_status", "pilot_table",
-           "SNAPSHOT_SECONDS"]
+           "recent_speed", "SNAPSHOT_SECONDS"]
