@@ -594,7 +594,6 @@ def _describe_warm_start(warm_start):
     return described
 
 
-
 def _history_for_manifest(history, run):
     """The history the manifest keeps: the segments without the hardware's
     repetition, the warm start, the plan's choices."""

@@ -252,7 +252,7 @@ def lineage(warm_start):
 def _lineage_lines(entry, chain):
     """The whole training behind the weights, one line per run, this one last."""
     t = entry["training"]
-    stages = [(w["file"], w.get("training") or {}, w.get("top1")) for w in chain]
+    stages = [(f"`{w['file']}`", w.get("training") or {}, w.get("top1")) for w in chain]
     stages.append(("these weights", t, entry["metrics"]["top1"]))
     seconds = [s.get("train_seconds") for _, s, _ in stages]
     lines = [f"- **Training behind these weights** ({sum(s.get('epochs') or 0 for _, s, _ in stages)}"
@@ -261,7 +261,7 @@ def _lineage_lines(entry, chain):
              + ", oldest first):"]
     for name, s, top1 in stages:
         lines.append(
-            f"  - {name if name == 'these weights' else f'`{name}`'}: {s.get('epochs')} epochs of "
+            f"  - {name}: {s.get('epochs')} epochs of "
             f"`{s.get('recipe')}` in {s.get('precision')}, {_minutes(s.get('train_seconds'))}"
             + (f", {percent(top1)} top-1" if top1 is not None else "") + ".")
     return lines
