@@ -246,7 +246,7 @@ def test_a_frozen_reversible_unit_still_backpropagates_to_its_input():
 
 @pytest.mark.parametrize("name", sorted(BLOCKS))
 def test_unrolled_forward_equals_the_loop(name):
-    # engine.unrolled (for graph tools such as the FLOP count) must compute
+    # The unrolled forward (autodiff training, graph tools such as the FLOP count) must compute
     # exactly what the tf.while_loop computes, batch-norm statistics included.
     from zoo import engine
 
@@ -265,3 +265,36 @@ def test_unrolled_forward_equals_the_loop(name):
     for name in looped_stats:
         for a, b in zip(looped_stats[name], unrolled_stats[name]):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def _loop_ops(unit, shape):
+    """The while-loop ops in the graph of a traced training step of `unit`."""
+    x = tf.zeros(shape, unit.variable_dtype)
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(unit(x, training=True))
+        return tape.gradient(loss, [x] + unit.trainable_weights)
+
+    graph = step.get_concrete_function(x).graph.as_graph_def()
+    nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
+    return [n.name for n in nodes if n.op in ("While", "StatelessWhile")]
+
+
+def test_autodiff_units_run_unrolled_up_to_the_depth_limit():
+    # Autodiff units of up to MAX_UNROLLED_DEPTH blocks train without a loop
+    # (faster on CPUs); deeper ones and the reversible engine keep their loops.
+    from zoo import engine
+
+    block, channels = BLOCKS["hamiltonian"]
+    shape = (2, 4, 4, channels)
+    for depth, loops in ((5, False), (engine.MAX_UNROLLED_DEPTH, False),
+                         (engine.MAX_UNROLLED_DEPTH + 1, True)):
+        unit = ReversibleUnit(block, depth, reversible=False)
+        unit.build(shape)
+        assert bool(_loop_ops(unit, shape)) == loops, depth
+    reversible = ReversibleUnit(block, 5, reversible=True)
+    reversible.build(shape)
+    assert _loop_ops(reversible, shape)

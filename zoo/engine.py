@@ -37,14 +37,17 @@ import tensorflow as tf
 _unrolled = []
 
 
+# Autodiff units up to this many blocks run unrolled (`StackedUnit`).
+MAX_UNROLLED_DEPTH = 64
+
+
 @contextlib.contextmanager
 def unrolled():
     """Within the block, `run_forward` applies the blocks in a Python loop
     instead of a `tf.while_loop`, so a traced graph holds every block's ops.
 
     For graph-level tools that do not look inside loops (the profiler's
-    operation count); training should use the loop, whose graph does not grow
-    with depth.
+    operation count), whatever the unit's depth.
     """
     _unrolled.append(True)
     try:
@@ -70,11 +73,14 @@ def _stat_names(weights, training):
     return sorted(n[: -len("_moving_mean")] for n in weights if n.endswith("_moving_mean"))
 
 
-def run_forward(block, state, weights, training):
+def run_forward(block, state, weights, training, unroll=False):
     """Applies `block` with weights[0], ..., weights[depth-1] in turn.
 
     Returns (final state, stats) where stats maps each batch-norm name of the
     block to (means, variances) stacked over the blocks (training only).
+
+    With unroll=True (or inside `unrolled()`) the blocks are applied in a
+    Python loop, so the traced graph grows with depth but holds no loop.
     """
     depth = _depth(weights)
     stat_names = _stat_names(weights, training)
@@ -92,7 +98,7 @@ def run_forward(block, state, weights, training):
         }
         return j + 1, state, arrays
 
-    if _unrolled:
+    if unroll or _unrolled:
         state = tuple(state)
         for j in range(depth):
             _, state, arrays = body(j, state, arrays)

@@ -58,12 +58,13 @@ class _TemplateHolder:
 
 @keras.saving.register_keras_serializable(package="zoo")
 class StackedUnit(keras.layers.Layer):
-    """`depth` consecutive blocks of one type, run as a loop over stacked weights.
+    """`depth` consecutive blocks of one type, run over stacked weights.
 
-    Every weight of the block becomes one variable of shape (depth, *shape), so
-    the traced graph (and the time to build it) does not grow with depth.
-    Backprop is ordinary autodiff through the loop; `ReversibleUnit` adds the
-    memory-free backward pass for invertible blocks.
+    Every weight of the block becomes one variable of shape (depth, *shape).
+    Backprop is ordinary autodiff, through the blocks unrolled (units of up to
+    `engine.MAX_UNROLLED_DEPTH` blocks) or a `tf.while_loop` whose traced graph
+    does not grow with depth; `ReversibleUnit` adds the memory-free backward
+    pass for invertible blocks, always as a loop.
 
     Args:
       block: a `zoo.layers` block (or its serialised config) used as template:
@@ -159,7 +160,14 @@ class StackedUnit(keras.layers.Layer):
         return {name: w[j] for name, w in {**trainable, **constants}.items()}
 
     def _run(self, state, trainable, constants, training):
-        return engine.run_forward(self.block, state, {**trainable, **constants}, training)
+        # Autodiff keeps every block's activations whatever the loop, so the
+        # tf.while_loop's graph of constant size buys no memory here; unrolled,
+        # the gradient needs no per-iteration stacks and Grappler optimises
+        # across blocks (training steps 1.1x faster for Hamiltonian-74 and
+        # 1.3-1.7x for ResNet-32 on a 2-core Xeon, README "Unrolled autodiff").
+        # Very deep units keep the loop, so their trace time stays bounded.
+        return engine.run_forward(self.block, state, {**trainable, **constants}, training,
+                                  unroll=self.depth <= engine.MAX_UNROLLED_DEPTH)
 
     def call(self, inputs, training=None):
         training = bool(training)
