@@ -4,7 +4,8 @@ backpropagate through it without stored activations.
 A unit is `depth` applications of one block type, the weights of block j being
 slice j of tensors stacked along a leading axis. Both passes are a
 `tf.while_loop` over the block index, so the traced graph has the same size
-for 6 blocks as for 100.
+for 6 blocks as for 100. (`run_forward(..., unroll=True)`, which units trained
+by plain autodiff ask for, applies the blocks in a Python loop instead.)
 
 `run_reversible` wraps the loop in `tf.custom_gradient`. Its forward pass keeps
 only the unit's output state. Its backward pass walks the blocks in reverse:
