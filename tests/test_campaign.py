@@ -432,6 +432,9 @@ def test_a_finished_run_is_registered_replacing_the_old_checkpoint(tmp_path, dat
     monkeypatch.setattr(entries, "training_memory", lambda *args, **kwargs: {})
     forced = registration.register_run(**arguments, replace_lower=True)
     assert forced["shipped"] is True and forced["supersedes"]["top1"] == 1.0
+    # The replaced weights were themselves warm-started: their card line
+    # counts the epochs behind them, not only their own run's.
+    assert forced["supersedes"]["training"]["epochs_total"] == history["epochs_total"] == 1
     assert pretrained.read_manifest(str(checkpoints / "manifest.json"))["checkpoints"][
         "resnet-32-cifar10"]["weights"]["file"] == "resnet-32-cifar10-lower.weights.h5"
     assert not (checkpoints / entry["weights"]["file"]).exists()

@@ -228,6 +228,18 @@ def test_a_warm_started_card_counts_the_epochs_behind_its_weights():
         model_cards.render_card(entry))
 
 
+def test_a_card_counts_every_epoch_behind_the_weights_it_replaces():
+    entry = copy.deepcopy(MANIFEST["checkpoints"][NAMES[0]])
+    entry["supersedes"] = {"file": "old.weights.h5", "top1": 0.9, "commit": "abc",
+                           "training": {"recipe": "campaign", "epochs": 60, "epochs_total": 74}}
+    card = model_cards.render_card(entry)
+    assert "(90.00% top-1, 74 epochs in all, the last 60 of `campaign`)" in card
+    # Weights from one run, or a manifest written before epochs_total.
+    for total in (60, None):
+        entry["supersedes"]["training"]["epochs_total"] = total
+        assert "(90.00% top-1, 60 epochs of `campaign`)" in model_cards.render_card(entry)
+
+
 @pytest.mark.parametrize("name", [n for n in NAMES if (
     MANIFEST["checkpoints"][n]["training"].get("history") or {}).get("warm_start")])
 def test_a_warm_started_card_lists_every_run_behind_its_weights(name):

@@ -294,10 +294,12 @@ def training_history(entry):
                 f"{describe_hardware(s['hardware'])}.")
     old = entry.get("supersedes")
     if old:
+        epochs, total = old["training"].get("epochs"), old["training"].get("epochs_total")
+        trained = (f"{total} epochs in all, the last {epochs} of" if total and total != epochs
+                   else f"{epochs} epochs of")
         lines.append(
             f"- **Replaces**: `{old['file']}` ({percent(old['top1'])} top-1, "
-            f"{old['training'].get('epochs')} epochs of `{old['training'].get('recipe')}`), "
-            "which left the tree"
+            f"{trained} `{old['training'].get('recipe')}`), which left the tree"
             + (f"; it was last shipped in commit `{old['commit']}`." if old.get("commit")
                else "."))
     return lines

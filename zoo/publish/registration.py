@@ -213,8 +213,11 @@ def _register_run(name, run_dir, tag, *, weights, data_dir, record_dir, command,
         entry["supersedes"] = {
             "file": old["weights"]["file"], "sha256": old["weights"]["sha256"],
             "top1": old["metrics"]["top1"], "commit": last_shipped_commit(old_path),
-            "training": {k: old["training"].get(k) for k in ("recipe", "epochs", "steps",
-                                                            "precision", "train_seconds")}}
+            "training": {**{k: old["training"].get(k) for k in ("recipe", "epochs", "steps",
+                                                               "precision", "train_seconds")},
+                         # A warm-started checkpoint's own run is only its last part.
+                         "epochs_total": (old["training"].get("history") or {}).get(
+                             "epochs_total") or old["training"].get("epochs")}}
         if remove_superseded and os.path.exists(old_path):
             os.remove(old_path)
     manifest["checkpoints"][name] = entry
