@@ -272,3 +272,17 @@ def test_every_row_of_the_readmes_bad_input_table_names_tests_that_exist():
             tree = ast.parse(open(os.path.join(REPO_ROOT, path)).read())
             assert name in {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}, (
                 f"{path}::{name} named in the README does not exist")
+
+
+def test_kernel_smoothness_reports_the_shipped_kernels(tmp_path, cifar10_small):
+    out = tmp_path / "report.json"
+    proc = _tool("kernel_smoothness.py", "--model", "resnet-32-cifar10", "--images", 16,
+                 "--data_dir", cifar10_small, "--weight_decay", 5e-4, "--smoothness_decay", 2e-4,
+                 "--json", out)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["images"] == 16 and len(report["kernel_drift"]) == 6
+    assert all(0 < d["min"] <= d["mean"] <= d["max"] for d in report["kernel_drift"].values())
+    assert all(v > 0 for v in report["gradient_norms"].values())
+    assert "stage1/conv1: ||K_j+1 - K_j|| / ||K_j||" in proc.stdout
+    assert _tool("kernel_smoothness.py", "--model", "resnet-33-cifar10").returncode != 0

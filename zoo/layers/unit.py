@@ -98,6 +98,7 @@ class StackedUnit(keras.layers.Layer):
         if self.control_points is not None:
             self._interpolation = linear_interpolation_matrix(self.depth, self.control_points)
         self._stacked = {}
+        self._kernel_names = []
 
     @property
     def block(self):
@@ -117,12 +118,9 @@ class StackedUnit(keras.layers.Layer):
                 "be interpolated in time; use control_points=None.")
         regularizer = None
         if self.weight_decay or self.smoothness_decay:
-            # The smoothness term is a time integral: between control points
-            # the spacing is h·(N−1)/(M−1) (h itself when M = N).
-            spacing = self.h
-            if self.control_points and self.control_points > 1:
-                spacing = self.h * (self.depth - 1) / (self.control_points - 1)
-            regularizer = StackedKernelRegularizer(self.weight_decay, self.smoothness_decay, spacing)
+            regularizer = StackedKernelRegularizer(self.weight_decay, self.smoothness_decay,
+                                                   self.smoothness_spacing())
+        self._kernel_names = [name for name, spec in specs.items() if spec.role == "kernel"]
         for name, spec in specs.items():
             self._stacked[name] = self.add_weight(
                 name=name,
@@ -132,6 +130,20 @@ class StackedUnit(keras.layers.Layer):
                 trainable=spec.trainable,
                 autocast=spec.autocast,
             )
+
+    def smoothness_spacing(self):
+        """The time between consecutive stored kernels, which the smoothness
+        term of Eq. 22 divides their difference by: h, or h·(N−1)/(M−1)
+        between M control points (the term is a time integral)."""
+        if self.control_points and self.control_points > 1:
+            return self.h * (self.depth - 1) / (self.control_points - 1)
+        return self.h
+
+    @property
+    def stacked_kernels(self):
+        """The stacked kernel variables, shape (stored_depth, ...), by name:
+        the weights that weight decay and the smoothness term act on."""
+        return {name: self._stacked[name] for name in self._kernel_names}
 
     def _split_weights(self):
         """Per-block weights (interpolated from the control points, if any),

@@ -237,6 +237,105 @@ def reconstruction_error(unit, x):
 
 
 # --------------------------------------------------------------------------
+# What the regularisers do to trained kernels (weight decay, Eq. 22)
+# --------------------------------------------------------------------------
+def stacked_units(model):
+    """The StackedUnits (ReversibleUnits included) of `model`, in layer order."""
+    from zoo.layers import StackedUnit
+
+    found = []
+
+    def visit(layer):
+        if isinstance(layer, StackedUnit):
+            found.append(layer)
+            return
+        for sub in getattr(layer, "layers", None) or []:
+            visit(sub)
+
+    visit(model)
+    return found
+
+
+def kernel_drift(model):
+    """||K_{j+1} − K_j|| / ||K_j|| between consecutive stored kernels of each
+    unit of `model`, as {"<unit>/<kernel>": array}: how far apart the
+    weight-smoothness term of Eq. 22 has let neighbouring blocks move.
+    Independent kernels of equal norm give about sqrt(2)."""
+    drift = {}
+    for unit in stacked_units(model):
+        for name, variable in unit.stacked_kernels.items():
+            k = np.asarray(variable.numpy(), np.float64).reshape(variable.shape[0], -1)
+            drift[f"{unit.name}/{name}"] = (np.linalg.norm(k[1:] - k[:-1], axis=1)
+                                            / np.linalg.norm(k[:-1], axis=1))
+    return drift
+
+
+def regularizer_gradient_norms(model, images, labels, weight_decay, smoothness_decay,
+                               batch_size=128):
+    """Norms, over the stacked kernels of every unit of `model`, of the
+    gradients of three terms of the training loss at the current weights:
+    the cross-entropy of `model` on (images, labels) (mean of the per-batch
+    gradients, training mode), weight decay (weight_decay / 2) Σ||K_j||², and
+    the smoothness term of Eq. 22 with coefficient smoothness_decay (each
+    unit's own time spacing). `model` outputs probabilities (the zoo's
+    default head). Batch-norm moving statistics are left as they were.
+
+    Returns {"data": ..., "weight_decay": ..., "smoothness": ...}.
+    """
+    import keras
+
+    from zoo.regularizers import StackedKernelRegularizer
+
+    units = stacked_units(model)
+    kernels = [(unit, v) for unit in units for v in unit.stacked_kernels.values()]
+    if not kernels:
+        raise ValueError(f"{model.name} has no stacked units.")
+    variables = [v for _, v in kernels]
+
+    def norm(gradients):
+        # A zero coefficient leaves the term unconnected: no gradient, norm 0.
+        return float(np.sqrt(sum(float(tf.reduce_sum(tf.square(tf.cast(g, tf.float64))))
+                                 for g in gradients if g is not None)))
+
+    def term_gradients(wd, sd):
+        with tf.GradientTape() as tape:
+            loss = tf.add_n([StackedKernelRegularizer(wd, sd, unit.smoothness_spacing())(v.value)
+                             for unit, v in kernels])
+        return tape.gradient(loss, variables)
+
+    saved = [v.numpy() for v in model.non_trainable_variables]
+    entropy = keras.losses.SparseCategoricalCrossentropy()
+    total, batches = None, 0
+    try:
+        for start in range(0, len(labels), batch_size):
+            with tf.GradientTape() as tape:
+                out = model(images[start:start + batch_size], training=True)
+                loss = entropy(labels[start:start + batch_size], tf.cast(out, tf.float32))
+            grads = [tf.cast(g, tf.float64) for g in tape.gradient(loss, variables)]
+            total = grads if total is None else [a + b for a, b in zip(total, grads)]
+            batches += 1
+    finally:
+        for v, value in zip(model.non_trainable_variables, saved):
+            v.assign(value)
+    return {"data": norm([g / batches for g in total]),
+            "weight_decay": norm(term_gradients(weight_decay, 0.0)),
+            "smoothness": norm(term_gradients(0.0, smoothness_decay))}
+
+
+def smoothness_report(model, images, labels, weight_decay, smoothness_decay, batch_size=128):
+    """What tools/kernel_smoothness.py prints: per stacked kernel the min, mean
+    and max of kernel_drift, and regularizer_gradient_norms on (images,
+    labels), as a JSON-able dict."""
+    drift = {name: {"min": float(r.min()), "mean": float(r.mean()), "max": float(r.max())}
+             for name, r in kernel_drift(model).items()}
+    gradients = regularizer_gradient_norms(model, images, labels, weight_decay, smoothness_decay,
+                                           batch_size=batch_size)
+    return {"model": model.name, "images": int(len(labels)), "weight_decay": weight_decay,
+            "smoothness_decay": smoothness_decay, "kernel_drift": drift,
+            "gradient_norms": gradients}
+
+
+# --------------------------------------------------------------------------
 # The report of tools/analyze.py
 # --------------------------------------------------------------------------
 def _unit(kind, depth, channels, dtype="float32"):
