@@ -200,3 +200,42 @@ def test_forward_and_inverse_build_an_unbuilt_block(block, shapes):
     for a, b in zip(state, back):
         np.testing.assert_allclose(b, a, atol=1e-5)
     assert block.built and len(block.trainable_weights) > 0
+
+
+# --------------------------------------------------------------------------
+# Stacked weights start as independent blocks
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("block", [HamiltonianBlock(), ResidualBlock(16), RevNetBlock(),
+                                   MidpointBlock()])
+def test_every_block_of_a_unit_starts_from_its_own_kernels(block):
+    # A Keras 3 initializer returns the same values on every call: stacked
+    # slice by slice with one instance, every block of a unit once started
+    # from the same kernel (a weight-tied network).
+    from zoo.layers import StackedUnit
+
+    unit = StackedUnit(block, depth=4)
+    unit.build((None, 8, 8, 16))
+    for name, kernel in unit.stacked_kernels.items():
+        k = kernel.numpy().reshape(4, -1)
+        ratios = np.linalg.norm(k[1:] - k[:-1], axis=1) / np.linalg.norm(k[:-1], axis=1)
+        assert np.all((ratios > 1.2) & (ratios < 1.6)), (name, ratios)  # independent: ~sqrt(2)
+
+
+def test_stacked_slices_have_a_standalone_kernels_variance_and_keep_their_seed():
+    from zoo.initializers import StackedInitializer
+
+    seeded = keras.initializers.HeNormal(seed=3)
+    stack = np.asarray(StackedInitializer(seeded)((64, 3, 3, 16, 16)))
+    standalone = np.asarray(keras.initializers.HeNormal(seed=3)((3, 3, 16, 16)))
+    np.testing.assert_allclose(stack.std(axis=(1, 2, 3, 4)).mean(), standalone.std(), rtol=0.05)
+    again = StackedInitializer.from_config(StackedInitializer(seeded).get_config())
+    np.testing.assert_array_equal(np.asarray(again((64, 3, 3, 16, 16))), stack)
+    np.testing.assert_array_equal(np.asarray(StackedInitializer("zeros")((3, 2))), np.zeros((3, 2)))
+
+
+def test_a_built_model_starts_with_untied_units():
+    from zoo import registry
+    from zoo.research import analysis
+
+    drift = analysis.kernel_drift(registry.build("hamiltonian-74-cifar10"))
+    assert len(drift) == 6 and all(np.all(r > 1.2) for r in drift.values()), drift

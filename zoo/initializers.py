@@ -1,6 +1,7 @@
 """Initialisers for stacked (per-block) weights."""
 
 import keras
+import numpy as np
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -9,15 +10,30 @@ class StackedInitializer(keras.initializers.Initializer):
 
     Fan-in/fan-out based initialisers (Glorot, He) must see the shape of one
     block's kernel, not the stack, to give each block the variance it would
-    have as a standalone layer.
+    have as a standalone layer. Each block gets its own draw, as a standalone
+    layer would: a Keras 3 initializer seeded with an integer or unseeded
+    returns the same values on every call, so a random initializer is
+    re-seeded per slice (from its own seed, so a seeded one stays
+    deterministic). Constant initialisers give every block the same values.
     """
 
     def __init__(self, initializer):
         self.initializer = keras.initializers.get(initializer)
 
+    def slice_initializer(self, j):
+        """The initializer of block j."""
+        seed = getattr(self.initializer, "seed", None)
+        # isinstance(True, int) holds, but no Keras seed is a bool.
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+            # Not random, or seeded by a SeedGenerator (new values per call).
+            return self.initializer
+        config = self.initializer.get_config()
+        config["seed"] = int(np.random.SeedSequence([int(seed), j]).generate_state(1)[0] >> 1)
+        return type(self.initializer).from_config(config)
+
     def __call__(self, shape, dtype=None):
         return keras.ops.stack(
-            [self.initializer(tuple(shape[1:]), dtype=dtype) for _ in range(shape[0])]
+            [self.slice_initializer(j)(tuple(shape[1:]), dtype=dtype) for j in range(shape[0])]
         )
 
     def get_config(self):
