@@ -397,6 +397,10 @@ def test_a_finished_run_is_registered_replacing_the_old_checkpoint(tmp_path, dat
     assert entry["robustness"]["checks"]["images"] == 100
     history = entry["training"]["history"]
     assert history["warm_start"]["file"] == old
+    # Weights trained on from a weight-tied start stay flagged; the drift of
+    # neighbouring kernels is measured on the new weights.
+    assert entry["training"]["tied_start"] is bool(shipped["training"].get("tied_start"))
+    assert 0 < entry["kernel_drift"]["min"] <= entry["kernel_drift"]["max"] < 2
     assert history["segments"][0]["to_step"] == 4 and history["epochs_total"] == 1
     assert os.path.exists(tmp_path / "docs" / "campaign-resnet-32-cifar10" / "metrics.json")
     assert not os.path.exists(runner.snapshot_root(runner.runs()[0]))

@@ -228,6 +228,25 @@ def test_a_warm_started_card_counts_the_epochs_behind_its_weights():
         model_cards.render_card(entry))
 
 
+def test_a_card_says_how_far_apart_neighbouring_kernels_are_and_flags_a_tied_start():
+    entry = copy.deepcopy(MANIFEST["checkpoints"][NAMES[0]])
+    entry["kernel_drift"] = {"min": 0.05, "mean": 0.08, "max": 0.14}
+    entry["training"]["tied_start"] = True
+    card = model_cards.render_card(entry)
+    assert "differ by 0.05 to 0.14 (mean 0.08) of their norm" in card
+    assert "Trained from a weight-tied start" in card
+    entry["training"].pop("tied_start")
+    assert "weight-tied start" not in model_cards.render_card(entry)
+    # Every shipped checkpoint has the figure, measured on its weights.
+    for name in NAMES:
+        drift = MANIFEST["checkpoints"][name]["kernel_drift"]
+        assert 0 <= drift["min"] <= drift["mean"] <= drift["max"] < 2, name
+    from zoo.publish import entries
+
+    assert entries.kernel_drift_range(zoo.load(NAMES[0])) == MANIFEST["checkpoints"][NAMES[0]][
+        "kernel_drift"]
+
+
 def test_a_card_counts_every_epoch_behind_the_weights_it_replaces():
     entry = copy.deepcopy(MANIFEST["checkpoints"][NAMES[0]])
     entry["supersedes"] = {"file": "old.weights.h5", "top1": 0.9, "commit": "abc",

@@ -344,7 +344,24 @@ def limitations(entry):
                "calibration or behaviour outside these classes was made."
                if entry.get("robustness") else
                "no evaluation of robustness, calibration or behaviour outside these classes "
-               "was made."), _difference_from_paper(entry)]
+               "was made."), _difference_from_paper(entry), *kernel_drift_lines(entry)]
+
+
+def kernel_drift_lines(entry):
+    """What the card says of how far apart neighbouring blocks' kernels are,
+    and of a weight-tied start (the zoo's initialiser gave every block of a
+    unit the same kernel until 2026-12-06)."""
+    drift, lines = entry.get("kernel_drift"), []
+    if entry["training"].get("tied_start"):
+        lines.append("Trained from a weight-tied start: every block of a unit began from the "
+                     "same initial kernel (a defect of the zoo's initialiser, fixed on "
+                     "2026-12-06), and the weights may still be closer to a weight-tied "
+                     "network than independently initialised training would leave them.")
+    if drift:
+        lines.append(f"Neighbouring blocks' kernels differ by {drift['min']:.2f} to "
+                     f"{drift['max']:.2f} (mean {drift['mean']:.2f}) of their norm, "
+                     "||K_{j+1} − K_j|| / ||K_j||; independent kernels give about 1.41.")
+    return lines
 
 
 def tradeoff(entry):

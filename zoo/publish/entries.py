@@ -58,6 +58,22 @@ def training_memory(architecture, builder_args, batch=MEMORY_BATCH):
     return result
 
 
+def kernel_drift_range(model):
+    """min / mean / max over a model's stacked units of ||K_{j+1} − K_j|| / ||K_j||
+    between neighbouring blocks (zoo.research.analysis.kernel_drift), rounded;
+    None for a model without stacked units."""
+    import numpy as np
+
+    from zoo.research import analysis
+
+    drift = analysis.kernel_drift(model)
+    if not drift:
+        return None
+    ratios = np.concatenate(list(drift.values()))
+    return {"min": round(float(ratios.min()), 3), "mean": round(float(ratios.mean()), 3),
+            "max": round(float(ratios.max()), 3)}
+
+
 def make_entry(name, weights_file, run_record, evaluation_report, *, samples_dir,
                data_dir=None, command=None, record_dir=None, code_commit=None,
                train_seconds=None, notes=None, url=None, license="Apache-2.0"):
@@ -156,6 +172,7 @@ def make_entry(name, weights_file, run_record, evaluation_report, *, samples_dir
                        "top1": subset_top1(model, dataset, data_dir)},
             "sample_predictions": sample_predictions(model, samples_dir, label_names),
         },
+        "kernel_drift": kernel_drift_range(model),
         "memory": {
             "what": "TF CPU allocator peak of one float32 SGD training step above the memory "
                     "in use before it (zoo.analysis.train_step_peak_bytes)",

@@ -199,6 +199,10 @@ def _register_run(name, run_dir, tag, *, weights, data_dir, record_dir, command,
         notes=notes, url=url)
     if history is not None:
         entry["training"]["history"] = with_earlier_runs(history, old)
+        warm = history.get("warm_start") or {}
+        if old and old["training"].get("tied_start") and warm.get("sha256") == old["weights"]["sha256"]:
+            # Trained on from weights that started weight-tied.
+            entry["training"]["tied_start"] = True
     if robustness:
         from zoo.research import robustness as measure_robustness
 
