@@ -239,3 +239,22 @@ def test_a_built_model_starts_with_untied_units():
 
     drift = analysis.kernel_drift(registry.build("hamiltonian-74-cifar10"))
     assert len(drift) == 6 and all(np.all(r > 1.2) for r in drift.values()), drift
+
+
+def test_weights_sharing_an_initializer_instance_start_apart():
+    # K1 and K2 of a Hamiltonian block take the block's one kernel
+    # initializer; an instance (not a name) once gave both the same values.
+    from zoo.layers import StackedUnit
+
+    seeded = keras.initializers.HeNormal(seed=1)
+    block = HamiltonianBlock(kernel_initializer=seeded)
+    block.build((None, 8, 8, 16))
+    k1, k2 = block._block_variables["k1"].numpy(), block._block_variables["k2"].numpy()
+    assert np.linalg.norm(k1 - k2) > np.linalg.norm(k1)
+    again = HamiltonianBlock(kernel_initializer=keras.initializers.HeNormal(seed=1))
+    again.build((None, 8, 8, 16))
+    np.testing.assert_array_equal(again._block_variables["k1"].numpy(), k1)  # still seeded
+    unit = StackedUnit(HamiltonianBlock(kernel_initializer=seeded), depth=3)
+    unit.build((None, 8, 8, 16))
+    kernels = unit.stacked_kernels
+    assert not np.allclose(kernels["k1"].numpy(), kernels["k2"].numpy())

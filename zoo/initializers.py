@@ -4,6 +4,31 @@ import keras
 import numpy as np
 
 
+def _reseeded(initializer, entropy):
+    """A copy of a random initializer seeded from its own integer seed and
+    `entropy` (ints); the initializer itself when it is not random or draws
+    anew on every call (seeded by a SeedGenerator)."""
+    seed = getattr(initializer, "seed", None)
+    # isinstance(True, int) holds, but no Keras seed is a bool.
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        return initializer
+    config = initializer.get_config()
+    config["seed"] = int(np.random.SeedSequence([int(seed), *entropy]).generate_state(1)[0] >> 1)
+    return type(initializer).from_config(config)
+
+
+def for_weight(initializer, name):
+    """The initializer of a block's weight `name`. A block passes one kernel
+    initializer to several weights (K1 and K2 of a Hamiltonian block); given
+    as a string, each weight gets a fresh Keras instance with its own seed,
+    but an initializer instance returns the same values on every call, so
+    it is re-seeded per weight (from its seed and the name: a seeded one
+    stays deterministic)."""
+    if isinstance(initializer, (str, dict)) or initializer is None:
+        return initializer
+    return _reseeded(keras.initializers.get(initializer), list(name.encode()))
+
+
 @keras.saving.register_keras_serializable(package="zoo")
 class StackedInitializer(keras.initializers.Initializer):
     """Initialises a (depth, *shape) weight slice by slice with `initializer`.
@@ -22,14 +47,7 @@ class StackedInitializer(keras.initializers.Initializer):
 
     def slice_initializer(self, j):
         """The initializer of block j."""
-        seed = getattr(self.initializer, "seed", None)
-        # isinstance(True, int) holds, but no Keras seed is a bool.
-        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-            # Not random, or seeded by a SeedGenerator (new values per call).
-            return self.initializer
-        config = self.initializer.get_config()
-        config["seed"] = int(np.random.SeedSequence([int(seed), j]).generate_state(1)[0] >> 1)
-        return type(self.initializer).from_config(config)
+        return _reseeded(self.initializer, [j])
 
     def __call__(self, shape, dtype=None):
         return keras.ops.stack(

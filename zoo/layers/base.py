@@ -30,6 +30,7 @@ from typing import Callable, Sequence
 import keras
 import tensorflow as tf
 
+from zoo.initializers import for_weight
 from zoo.layers import ops
 
 MOVING_ROLES = ("moving_mean", "moving_variance")
@@ -160,7 +161,7 @@ class Block(keras.layers.Layer):
             self._block_variables[name] = self.add_weight(
                 name=name,
                 shape=spec.shape,
-                initializer=spec.initializer,
+                initializer=for_weight(spec.initializer, name),
                 trainable=spec.trainable,
                 autocast=spec.autocast,
             )

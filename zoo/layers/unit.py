@@ -5,7 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import engine
-from zoo.initializers import StackedInitializer
+from zoo.initializers import StackedInitializer, for_weight
 from zoo.layers.base import MOVING_ROLES, Block, InvertibleBlock, update_moving_statistics
 from zoo.regularizers import StackedKernelRegularizer
 
@@ -125,7 +125,7 @@ class StackedUnit(keras.layers.Layer):
             self._stacked[name] = self.add_weight(
                 name=name,
                 shape=(self.stored_depth,) + tuple(spec.shape),
-                initializer=StackedInitializer(spec.initializer),
+                initializer=StackedInitializer(for_weight(spec.initializer, name)),
                 regularizer=regularizer if spec.role == "kernel" else None,
                 trainable=spec.trainable,
                 autocast=spec.autocast,
