@@ -134,3 +134,11 @@ def test_regularizer_gradients_need_stacked_units():
     model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(inputs))
     with pytest.raises(ValueError, match="no stacked units"):
         analysis.regularizer_gradient_norms(model, np.zeros((2, 4)), np.zeros(2, int), 1e-4, 1e-4)
+
+
+def test_the_drift_range_of_units_without_neighbours_is_none():
+    from zoo.publish import entries
+
+    assert entries.kernel_drift_range(_classifier(depth=1)) is None
+    drift = entries.kernel_drift_range(_classifier(depth=3))
+    assert 1.2 < drift["min"] <= drift["max"] < 1.6  # independent at the start

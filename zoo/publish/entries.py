@@ -66,10 +66,11 @@ def kernel_drift_range(model):
 
     from zoo.research import analysis
 
-    drift = analysis.kernel_drift(model)
+    # Units of one block have no neighbours.
+    drift = [r for r in analysis.kernel_drift(model).values() if r.size]
     if not drift:
         return None
-    ratios = np.concatenate(list(drift.values()))
+    ratios = np.concatenate(drift)
     return {"min": round(float(ratios.min()), 3), "mean": round(float(ratios.mean()), 3),
             "max": round(float(ratios.max()), 3)}
 
