@@ -243,17 +243,8 @@ def stacked_units(model):
     """The StackedUnits (ReversibleUnits included) of `model`, in layer order."""
     from zoo.layers import StackedUnit
 
-    found = []
-
-    def visit(layer):
-        if isinstance(layer, StackedUnit):
-            found.append(layer)
-            return
-        for sub in getattr(layer, "layers", None) or []:
-            visit(sub)
-
-    visit(model)
-    return found
+    # As zoo.training.recalibration finds batch-norm layers, nested models included.
+    return [layer for layer in model._flatten_layers() if isinstance(layer, StackedUnit)]
 
 
 def kernel_drift(model):
@@ -327,7 +318,7 @@ def smoothness_report(model, images, labels, weight_decay, smoothness_decay, bat
     and max of kernel_drift, and regularizer_gradient_norms on (images,
     labels), as a JSON-able dict."""
     drift = {name: {"min": float(r.min()), "mean": float(r.mean()), "max": float(r.max())}
-             for name, r in kernel_drift(model).items()}
+             for name, r in kernel_drift(model).items() if r.size}  # one block: no neighbours
     gradients = regularizer_gradient_norms(model, images, labels, weight_decay, smoothness_decay,
                                            batch_size=batch_size)
     return {"model": model.name, "images": int(len(labels)), "weight_decay": weight_decay,
