@@ -277,7 +277,7 @@ def test_every_row_of_the_readmes_bad_input_table_names_tests_that_exist():
 def test_kernel_smoothness_reports_the_shipped_kernels(tmp_path, cifar10_small):
     out = tmp_path / "report.json"
     proc = _tool("kernel_smoothness.py", "--model", "resnet-32-cifar10", "--images", 16,
-                 "--data_dir", cifar10_small, "--weight_decay", 5e-4, "--smoothness_decay", 2e-4,
+                 "--dataset", cifar10_small, "--weight_decay", 5e-4, "--smoothness_decay", 2e-4,
                  "--json", out)
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(out.read_text())

@@ -180,6 +180,16 @@ def test_a_grayscale_folder_stays_grayscale(tmp_path):
     assert data.load(str(tmp_path), "train").images.shape == (2, 6, 6, 1)
 
 
+def test_tensorflow_datasets_can_prepare_a_dataset(tmp_path):
+    """The fallback downloads and prepares through the builder, which resolves its
+    code path (for the checksums) with importlib_resources, a module
+    tensorflow-datasets 4.9.10 uses without declaring; setup.cfg installs it."""
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder("cifar10", data_dir=str(tmp_path))
+    assert builder.code_path.exists()
+
+
 def test_tensorflow_datasets_is_asked_in_the_given_data_dir(tmp_path, monkeypatch):
     import sys
     import types

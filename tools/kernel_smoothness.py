@@ -34,7 +34,9 @@ flags.DEFINE_float("smoothness_decay", 2e-4, "Smoothness decay coefficient (Eq. 
                    lower_bound=0)
 flags.DEFINE_integer("images", 1024, "Training images for the cross-entropy's gradient.",
                      lower_bound=1)
-flags.DEFINE_string("data_dir", None, "Directory with cifar10.npz etc., or one .npz file "
+flags.DEFINE_string("dataset", None, "Where the training images come from: a dataset name, "
+                    "a .npz file or an image folder (default: the model name's dataset).")
+flags.DEFINE_string("data_dir", None, "Directory with local dataset files such as cifar10.npz "
                     "(default $ZOO_DATA_DIR, then ../shared/data).")
 flags.DEFINE_string("json", None, "Also write the report to this file.")
 flags.mark_flag_as_required("model")
@@ -51,7 +53,7 @@ def main(argv):
     _, dataset = registry.split_name(FLAGS.model)
     model = (registry.build(FLAGS.model, weights=FLAGS.weights) if FLAGS.weights
              else zoo.load(FLAGS.model))
-    split = data.load(dataset, "train", data_dir=FLAGS.data_dir)
+    split = data.load(FLAGS.dataset or dataset, "train", data_dir=FLAGS.data_dir)
     report = analysis.smoothness_report(model, split.images[:FLAGS.images],
                                         split.labels[:FLAGS.images], FLAGS.weight_decay,
                                         FLAGS.smoothness_decay)
