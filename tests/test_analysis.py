@@ -139,6 +139,7 @@ def test_regularizer_gradients_need_stacked_units():
 def test_the_drift_range_of_units_without_neighbours_is_none():
     from zoo.publish import entries
 
+    assert analysis.kernel_drift(_classifier(depth=1)) == {}
     assert entries.kernel_drift_range(_classifier(depth=1)) is None
     drift = entries.kernel_drift_range(_classifier(depth=3))
     assert 1.2 < drift["min"] <= drift["max"] < 1.6  # independent at the start

@@ -66,8 +66,7 @@ def kernel_drift_range(model):
 
     from zoo.research import analysis
 
-    # Units of one block have no neighbours.
-    drift = [r for r in analysis.kernel_drift(model).values() if r.size]
+    drift = list(analysis.kernel_drift(model).values())
     if not drift:
         return None
     ratios = np.concatenate(drift)

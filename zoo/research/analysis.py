@@ -251,10 +251,13 @@ def kernel_drift(model):
     """||K_{j+1} − K_j|| / ||K_j|| between consecutive stored kernels of each
     unit of `model`, as {"<unit>/<kernel>": array}: how far apart the
     weight-smoothness term of Eq. 22 has let neighbouring blocks move.
-    Independent kernels of equal norm give about sqrt(2)."""
+    Independent kernels of equal norm give about sqrt(2). A unit of one
+    block has no neighbours and no entry."""
     drift = {}
     for unit in stacked_units(model):
         for name, variable in unit.stacked_kernels.items():
+            if variable.shape[0] < 2:
+                continue
             k = np.asarray(variable.numpy(), np.float64).reshape(variable.shape[0], -1)
             drift[f"{unit.name}/{name}"] = (np.linalg.norm(k[1:] - k[:-1], axis=1)
                                             / np.linalg.norm(k[:-1], axis=1))
@@ -318,7 +321,7 @@ def smoothness_report(model, images, labels, weight_decay, smoothness_decay, bat
     and max of kernel_drift, and regularizer_gradient_norms on (images,
     labels), as a JSON-able dict."""
     drift = {name: {"min": float(r.min()), "mean": float(r.mean()), "max": float(r.max())}
-             for name, r in kernel_drift(model).items() if r.size}  # one block: no neighbours
+             for name, r in kernel_drift(model).items()}
     gradients = regularizer_gradient_norms(model, images, labels, weight_decay, smoothness_decay,
                                            batch_size=batch_size)
     return {"model": model.name, "images": int(len(labels)), "weight_decay": weight_decay,
