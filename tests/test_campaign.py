@@ -123,7 +123,8 @@ def test_a_later_run_continues_a_checkpoint_and_ships_it_under_its_name(tmp_path
 
     first, more = campaign.read_plan(_plan(tmp_path, [
         _run(), _run(name="resnet-32-cifar10-more", checkpoint="resnet-32-cifar10",
-                     warm_start="resnet-32-cifar10")]))
+                     warm_start="resnet-32-cifar10", notes="Runs before the next one.",
+                     card_notes="Trained 2 more epochs.")]))
     assert first.checkpoint_name == more.checkpoint_name == "resnet-32-cifar10"
     registered = {}
 
@@ -147,6 +148,9 @@ def test_a_later_run_continues_a_checkpoint_and_ships_it_under_its_name(tmp_path
     assert registered["record_dir"].endswith("campaign-resnet-32-cifar10-more")
     # The epochs count those before the warm start, which was itself warm-started.
     assert registered["history"]["epochs_total"] == 2 + 74
+    # Users read the card's notes; the plan's reasons stay in the command.
+    assert registered["notes"] == "Trained 2 more epochs."
+    assert "Runs before the next one." in registered["command"]
     assert summary["top1"] == 0.5 and summary["shipped"] is True
 
     # A run the registration declined: the ledger names the weights that stay.

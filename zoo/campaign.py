@@ -69,6 +69,9 @@ class PlannedRun:
     before the run, which weights ship: the last ones or their moving average.
     `gpu_recipe` replaces `recipe` for a run started on a GPU. `train` holds
     further TrainConfig fields (learning_rate, label_smoothing, holdout, ...).
+    `notes` give the plan's reasons, written before the run (they stay in the
+    shipped entry's command); `card_notes` are what the shipped entry and its
+    model card say to users, so they describe the weights, not the plan.
     """
 
     name: str
@@ -86,6 +89,7 @@ class PlannedRun:
     seed: int = 0
     train: dict = dataclasses.field(default_factory=dict)
     notes: Optional[str] = None
+    card_notes: Optional[str] = None
 
     @classmethod
     def from_dict(cls, entry):
@@ -420,7 +424,7 @@ class Campaign:
             record_dir=os.path.join(self.docs_dir, f"campaign-{run.name}"),
             command="python tools/campaign.py run (plan entry "
                     f"{json.dumps(dataclasses.asdict(run), sort_keys=True)})",
-            notes=run.notes, history=_history_for_manifest(history, run),
+            notes=run.card_notes, history=_history_for_manifest(history, run),
             checkpoints_dir=self.checkpoints_dir)
         manifest = pretrained.read_manifest(
             os.path.join(self.checkpoints_dir, pretrained.MANIFEST_NAME))
