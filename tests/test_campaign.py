@@ -163,11 +163,21 @@ def test_a_later_run_continues_a_checkpoint_and_ships_it_under_its_name(tmp_path
     assert summary["shipped"] is False and summary["kept"] == kept
 
 
-def test_a_warm_start_from_a_shipped_checkpoint_keeps_the_runs_behind_it():
+def test_a_warm_start_from_a_shipped_checkpoint_keeps_the_runs_behind_it(monkeypatch):
+    import copy
+
     from zoo import model_cards
 
-    name = "hamiltonian-74-cifar10"  # itself warm-started, twice
-    entry = pretrained.info(name)
+    # A shipped checkpoint that was itself warm-started twice (14 + 60 + 100
+    # epochs), as Hamiltonian-74 was until 2026-12-06; the weights file is the
+    # real one, the history is the entry's.
+    name = "hamiltonian-74-cifar10"
+    entry = copy.deepcopy(pretrained.info(name))
+    entry["training"]["epochs"] = 100
+    entry["training"]["history"] = {"epochs_total": 174, "warm_start": {
+        "file": "a-60.weights.h5", "training": {"epochs": 60}, "epochs_total": 74,
+        "warm_start": {"file": "a-cpu.weights.h5", "training": {"epochs": 14}}}}
+    monkeypatch.setattr(pretrained, "info", lambda n: entry if n == name else None)
     described = campaign._describe_warm_start(name)
     assert described["file"] == entry["weights"]["file"]
     chain = model_cards.lineage(described)
