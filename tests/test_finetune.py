@@ -14,7 +14,7 @@ import tensorflow as tf
 
 import zoo
 from tests.conftest import REPO_ROOT
-from zoo import data, errors, pretrained
+from zoo import data, errors, evaluation, pretrained
 from zoo.training import finetune
 
 PARENT = "hamiltonian-74-cifar10"
@@ -183,11 +183,22 @@ def test_card_names_the_parent_and_reports_the_run(run):
 
 
 def test_the_log_gives_the_reports_cross_entropy_and_no_top5_for_three_classes(run):
-    result, _, _ = run
+    result, _, test = run
     last = result.history[-1]
-    # Keras' val_loss adds the weight-decay penalty (model.losses); the
-    # cross-entropy alone is the figure of the report and the card.
-    assert last["val_cross_entropy"] == pytest.approx(result.report["loss"], abs=1e-4)
+    # Keras' val_loss adds the penalties (model.losses); val_cross_entropy is
+    # the cross-entropy alone, the figure of the report and the card. Keras
+    # takes it from the softmax's logits; the report from the probabilities,
+    # clipped at evaluation.EPSILON as Keras clips probabilities, so the two
+    # differ where a true-class probability falls below 1e-7, as it does
+    # in this one-epoch fine-tune on toy images.
+    images, _ = data.prepare_images(test.images, zoo.info(PARENT)["input"]["shape"])
+    probabilities = result.model.predict(images, verbose=0).astype(np.float64)
+    true_class = probabilities[np.arange(len(test.labels)), test.labels]
+    tiny = np.finfo(np.float32).tiny
+    assert last["val_cross_entropy"] == pytest.approx(
+        np.mean(-np.log(np.maximum(true_class, tiny))), rel=1e-3)
+    assert result.report["loss"] == pytest.approx(
+        np.mean(-np.log(np.clip(true_class, evaluation.EPSILON, 1.0))), abs=1e-6)
     assert last["val_loss"] > last["val_cross_entropy"] + 1e-3
     # Top-k of 3 classes with k >= 3 is always 100%: neither logged nor carded.
     assert not any("top" in key for row in result.history for key in row)
@@ -332,3 +343,24 @@ def test_a_diverging_fine_tuning_stops_in_the_shared_loop():
                        match=r"became nan at epoch 1, batch 2 .*the head phase"):
         finetune.finetune(PARENT, train, test, head_epochs=1, epochs=0, batch_size=10,
                           verbose=0, callbacks=[Poison()])
+
+
+def test_a_fine_tune_keeps_the_regularisation_its_parent_was_trained_with(run):
+    result, _, _ = run
+    trained = zoo.info(PARENT)["training"]
+    settings = {**trained["recipe_settings"], **trained["overrides"]}
+    assert result.card["training"]["weight_decay"] == settings["weight_decay"]
+    assert result.card["training"]["smoothness_decay"] == settings["smoothness_decay"]
+
+
+def test_the_parents_regularisation_comes_from_its_overrides_then_its_recipe():
+    entry = {"training": {"recipe_settings": {"weight_decay": 5e-4, "smoothness_decay": 2e-4},
+                          "overrides": {"smoothness_decay": 0.0, "epochs": 120}}}
+    assert finetune.parent_regularisation(entry) == (5e-4, 0.0)
+    assert finetune.parent_regularisation(entry, smoothness_decay=1e-4) == (5e-4, 1e-4)
+    assert finetune.parent_regularisation(entry, weight_decay=0.0) == (0.0, 0.0)
+    # An entry that does not say: the "cpu" recipe's, as before.
+    assert finetune.parent_regularisation({}) == (finetune.WEIGHT_DECAY,
+                                                  finetune.SMOOTHNESS_DECAY)
+    with pytest.raises(errors.FinetuneError, match="smoothness_decay must be non-negative"):
+        finetune.finetune(PARENT, _split(20, (32, 32, 3), "train", 0), smoothness_decay=-1.0)

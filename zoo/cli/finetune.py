@@ -24,7 +24,7 @@ FLAGS = flags.FLAGS
 
 # Flags passed on only when given, so that the library's defaults apply.
 OPTIONAL = ("head_epochs", "epochs", "head_learning_rate", "learning_rate", "batch_size",
-            "weight_decay")
+            "weight_decay", "smoothness_decay")
 
 
 def define_flags():
@@ -53,7 +53,11 @@ def define_flags():
     flags.DEFINE_integer("batch_size", None, "Batch size (default: zoo.training.finetune.BATCH_SIZE).",
                          lower_bound=1)
     flags.DEFINE_float("weight_decay", None,
-                       "SGD weight decay (default: zoo.training.finetune.WEIGHT_DECAY).")
+                       "SGD weight decay (default: the one the parent checkpoint was trained "
+                       "with).")
+    flags.DEFINE_float("smoothness_decay", None,
+                       "Weight-smoothness decay of Eq. 22 between neighbouring blocks' "
+                       "kernels (default: the one the parent checkpoint was trained with).")
     flags.DEFINE_integer("seed", 0, "Seed of the new classifier (or of the whole network "
                          "from scratch), data order and augmentation.")
     flags.DEFINE_bool("mixed_precision", False,
