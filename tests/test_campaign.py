@@ -169,8 +169,8 @@ def test_a_warm_start_from_a_shipped_checkpoint_keeps_the_runs_behind_it(monkeyp
     from zoo import model_cards
 
     # A shipped checkpoint that was itself warm-started twice (14 + 60 + 100
-    # epochs), as Hamiltonian-74 was until 2026-12-06; the weights file is the
-    # real one, the history is the entry's.
+    # epochs), as Hamiltonian-74 was until 2026-12-06: the weights file is the
+    # shipped one, the history is built here.
     name = "hamiltonian-74-cifar10"
     entry = copy.deepcopy(pretrained.info(name))
     entry["training"]["epochs"] = 100
