@@ -315,6 +315,16 @@ def test_a_card_describes_the_architecture_within_its_family():
          "dataset": {"name": "cifar10"}})
 
 
+def test_the_memory_of_an_entry_is_the_median_over_fresh_builds(monkeypatch):
+    peaks = iter([3, 1, 2, 30, 10, 20])
+    built = []
+    monkeypatch.setattr(analysis, "train_step_peak_bytes",
+                        lambda model, batch: built.append(model) or next(peaks) * 2**20)
+    assert entries.training_memory("revnet-38", {"classes": 10}, batch=2, repeats=3) == {
+        "reversible": 2.0, "autodiff": 20.0}
+    assert len({id(model) for model in built}) == 6
+
+
 def test_a_parabolic_card_reports_only_the_autodiff_memory(monkeypatch):
     # The registry marks the parabolic CNN not invertible, so its memory
     # record and its card's trade-off have no reversible engine to compare.
@@ -323,7 +333,8 @@ def test_a_parabolic_card_reports_only_the_autodiff_memory(monkeypatch):
     measured = []
     monkeypatch.setattr(analysis, "train_step_peak_bytes",
                         lambda model, batch: measured.append(model.name) or 2**20)
-    assert entries.training_memory("parabolic", {"classes": 10}, batch=2) == {"autodiff": 1.0}
+    assert entries.training_memory("parabolic", {"classes": 10}, batch=2,
+                                   repeats=1) == {"autodiff": 1.0}
     assert len(measured) == 1  # one model built: no reversible engine measured
     text = model_cards.tradeoff({"memory": {"batch": 2, "train_step_peak_mib": {
         "autodiff": 1.0}}})
