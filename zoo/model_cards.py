@@ -78,10 +78,15 @@ def _params(entry):
     return text
 
 
+def trained_settings(training):
+    """The settings a checkpoint's run used (the `training` record of its
+    manifest entry): its recipe's with the run's overrides on top (a campaign
+    run at peak lr 0.2 must not read as the recipe's 0.1)."""
+    return {**(training.get("recipe_settings") or {}), **(training.get("overrides") or {})}
+
+
 def _schedule(training):
-    # What the run used: the recipe's settings with the run's overrides on
-    # top (a campaign run at peak lr 0.2 must not read as the recipe's 0.1).
-    recipe = {**training["recipe_settings"], **training.get("overrides", {})}
+    recipe = trained_settings(training)
     epochs = training["epochs"]
     if recipe["schedule"] == "cosine":
         shape = (f"linear warm-up for {recipe['warmup_epochs']:g} epoch(s), then cosine decay "

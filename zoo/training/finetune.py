@@ -248,8 +248,7 @@ def parent_regularisation(entry, weight_decay=None, smoothness_decay=None):
     (a manifest entry) uses: those given, else those its weights were trained
     with (the run's overrides, then its recipe's settings), else the "cpu"
     recipe's."""
-    training = entry.get("training") or {}
-    trained = {**(training.get("recipe_settings") or {}), **(training.get("overrides") or {})}
+    trained = model_cards.trained_settings(entry.get("training") or {})
     if weight_decay is None:
         weight_decay = trained.get("weight_decay", WEIGHT_DECAY)
     if smoothness_decay is None:
