@@ -28,7 +28,8 @@ class HamiltonianBlock(ConvStepHyperparameters, HalvesCouplingBlock):
     N the TV normalisation: σ(K z + b) becomes σ(N(K z + b)).
 
     Args:
-      h: step size (0.1 in the paper's experiments).
+      h: step size (0.1 by default; the authors' code configures 1.0, see
+        docs/hamiltonian_step_size/).
       kernel_size: spatial size of K (3).
       normalization: None or "tv".
       norm_affine: learned per-channel scale and shift after the normalisation.
