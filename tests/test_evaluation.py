@@ -300,3 +300,79 @@ def test_random_weights_must_be_asked_for(tmp_path):
     result = _evaluate_tool("--model", "hamiltonian-74-cifar10", "--random_weights",
                             "--weights", "x.weights.h5")
     assert result.returncode != 0 and "not both" in result.stderr
+
+
+def _training_run_directory(tmp_path, model, trained_as, model_args):
+    """A training output directory as `zoo train` leaves it: the weights and
+    the run's config.json beside them."""
+    import dataclasses
+
+    from zoo import training
+
+    run = tmp_path / "run"
+    run.mkdir()
+    weights = str(run / "last.weights.h5")
+    model.save_weights(weights)
+    config = training.TrainConfig(model=trained_as, output_dir=str(run), dataset="cifar10",
+                                  model_args=model_args)
+    with open(run / "config.json", "w") as f:
+        json.dump(dataclasses.asdict(config), f)
+    return weights
+
+
+def test_weights_of_a_training_run_are_built_as_the_run_recorded(tmp_path):
+    # Hamiltonian-74 at h = 0.3 has the shapes of the default h = 0.1 and
+    # loads into it without complaint; only the run's record tells them apart.
+    from zoo.cli.predict import load_model
+
+    rng = np.random.default_rng(3)
+    x_test = rng.integers(0, 256, (24, 32, 32, 3), dtype=np.uint8)
+    y_test = np.arange(24) % 10
+    npz = str(tmp_path / "synthetic.npz")
+    np.savez(npz, x_train=x_test[:10], y_train=y_test[:10], x_test=x_test, y_test=y_test)
+    keras.utils.set_random_seed(0)
+    trained = zoo.build("hamiltonian-74-cifar10", h=0.3)
+    weights = _training_run_directory(tmp_path, trained, "hamiltonian-74", {"h": 0.3})
+    split = data.load(npz, "test")
+    expected = evaluation.evaluate(trained, split)
+    as_default = evaluation.evaluate(zoo.build("hamiltonian-74-cifar10", weights=weights), split)
+    assert as_default["loss"] != pytest.approx(expected["loss"], rel=1e-3)  # h matters here
+
+    model, _ = load_model("hamiltonian-74-cifar10", weights)  # what predict builds
+    np.testing.assert_allclose(model.predict_on_batch(x_test), trained.predict_on_batch(x_test),
+                               rtol=1e-5, atol=1e-6)
+
+    result = _evaluate_tool("--model", "hamiltonian-74-cifar10", "--dataset", npz,
+                            "--weights", weights, "--output_dir", str(tmp_path / "eval"),
+                            "--noflip_tta")
+    assert result.returncode == 0, result.stderr[-2000:]
+    [json_path] = glob.glob(str(tmp_path / "eval" / "*.json"))
+    report = json.load(open(json_path))
+    assert report["loss"] == pytest.approx(expected["loss"], rel=1e-4)
+    assert report["model_args"] == {"h": 0.3}
+    assert "built with: h=0.3" in result.stdout
+
+    # --model_args, given, wins over the record.
+    result = _evaluate_tool("--model", "hamiltonian-74-cifar10", "--dataset", npz,
+                            "--weights", weights, "--output_dir", str(tmp_path / "eval01"),
+                            "--noflip_tta", "--model_args", '{"h": 0.1}')
+    assert result.returncode == 0, result.stderr[-2000:]
+    [json_path] = glob.glob(str(tmp_path / "eval01" / "*.json"))
+    assert json.load(open(json_path))["loss"] == pytest.approx(as_default["loss"], rel=1e-4)
+
+
+def test_weights_recorded_as_another_architecture_or_bad_model_args_are_refused(tmp_path):
+    from zoo.cli.predict import load_model, parse_model_args
+    from zoo.errors import UserError
+
+    weights = _training_run_directory(tmp_path, zoo.build("resnet-32-cifar10"), "resnet-32", {})
+    with pytest.raises(UserError, match="was trained as resnet-32.*not as hamiltonian-74-cifar10"):
+        load_model("hamiltonian-74-cifar10", weights)
+    assert parse_model_args(None) is None
+    assert parse_model_args('{"h": 0.3}') == {"h": 0.3}
+    with pytest.raises(UserError, match="not JSON"):
+        parse_model_args("{h: 0.3}")
+    with pytest.raises(UserError, match="JSON object"):
+        parse_model_args("[0.3]")
+    with pytest.raises(UserError, match="goes with --weights"):
+        load_model("hamiltonian-74-cifar10", model_args={"h": 0.3})

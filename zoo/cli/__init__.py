@@ -63,6 +63,14 @@ def define_skip_unreadable_flag(module):
                       module_name=module)
 
 
+def define_model_args_flag(module, help_text):
+    from absl import flags
+
+    # One definition for train, predict and evaluate: absl refuses a flag
+    # name defined from two modules in one process (the help test defines all).
+    flags.DEFINE_string("model_args", None, help_text, module_name=module)
+
+
 def usage():
     """`zoo --help`: the commands and where to read more."""
     width = max(len(name) for name in COMMANDS)

@@ -17,6 +17,7 @@ from absl import app, flags
 
 from zoo import cli  # noqa: E402  (the package, for its shared flags)
 from zoo import pretrained
+from zoo.cli.predict import define_model_args_flag
 
 FLAGS = flags.FLAGS
 
@@ -27,6 +28,7 @@ def define_flags():
     flags.DEFINE_string("finetuned", None, "A fine-tuning output directory: evaluate the "
                         "fine-tuned model its card describes on --dataset (instead of --model).")
     flags.DEFINE_string("weights", None, "Keras weights file (.weights.h5) to load.")
+    define_model_args_flag(__name__)
     flags.DEFINE_string("dataset", None,
                         "Dataset name or path (.npz or image folder); default: the model "
                         "name's dataset suffix.")
@@ -45,7 +47,7 @@ def define_flags():
 
 def main(argv):
     from zoo import data, evaluation, registry
-    from zoo.cli.predict import check_model_flags, load_model
+    from zoo.cli.predict import check_model_flags, load_model, parse_model_args, recorded_model_args
 
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
@@ -55,6 +57,9 @@ def main(argv):
     if FLAGS.finetuned and not FLAGS.dataset:
         raise app.UsageError("--finetuned needs --dataset: the data to evaluate it on.")
     check_model_flags(FLAGS.model, FLAGS.weights, FLAGS.finetuned, FLAGS.random_weights)
+    model_args = parse_model_args(FLAGS.model_args)
+    if model_args is None and FLAGS.weights and not FLAGS.finetuned:
+        model_args = recorded_model_args(FLAGS.model, FLAGS.weights)
     if FLAGS.finetuned:
         card = pretrained.read_card(FLAGS.finetuned)
         name = card.get("name") or os.path.basename(os.path.normpath(FLAGS.finetuned))
@@ -72,7 +77,8 @@ def main(argv):
     # The data first: a missing dataset is reported before a model is built.
     split = data.load(dataset, FLAGS.split, data_dir=FLAGS.data_dir,
                       skip_unreadable=FLAGS.skip_unreadable)
-    model, _ = load_model(FLAGS.model, FLAGS.weights, FLAGS.finetuned, FLAGS.random_weights)
+    model, _ = load_model(FLAGS.model, FLAGS.weights, FLAGS.finetuned, FLAGS.random_weights,
+                          model_args=model_args)
     if FLAGS.finetuned:
         # Converted as fine-tuning converted its data (channels, size).
         split, _ = data.prepare_split(split, card["input"]["shape"])
@@ -88,11 +94,15 @@ def main(argv):
     report = evaluation.evaluate(model, split, batch_size=FLAGS.batch_size,
                                  limit=FLAGS.limit, flip_tta=FLAGS.flip_tta)
     report = {**report, "model": name, "weights": weights}
+    if model_args:
+        report["model_args"] = model_args
     paths = evaluation.save_report(report, FLAGS.output_dir,
                                    prefix=f"{name}_{split.name}_{split.split}")
     untrained = "  (UNTRAINED: random weights)" if FLAGS.random_weights else ""
     print(f"{name} on {split.name} {split.split}{untrained}")
     print(f"  examples: {report['num_examples']}")
+    if model_args:
+        print(f"  built with: {', '.join(f'{k}={v}' for k, v in sorted(model_args.items()))}")
     print(f"  top-1:    {report['top1']:.4f}")
     if report["top5_k"] < len(report["label_names"]):
         print(f"  top-{report['top5_k']}:    {report['top5']:.4f}")

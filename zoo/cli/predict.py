@@ -6,7 +6,10 @@
     {prog} --saved_model exports/hamiltonian-74-cifar10/1 cat.png
 
 A pretrained name uses its shipped checkpoint (zoo.load); --weights loads
-another weights file into the same architecture; --finetuned takes a
+another weights file into the same architecture, built with the arguments
+its training run recorded (the config.json of a `zoo train` or campaign output
+directory beside the file, e.g. another step size h; --model_args gives them
+for a file without one); --finetuned takes a
 fine-tuning output directory; --saved_model an export of zoo export (its
 serving_float signature, as TF Serving would run it). Folders are searched recursively. Images of
 another size are resized, grayscale becomes RGB and alpha is dropped. Every
@@ -37,7 +40,65 @@ def define_flags():
     flags.DEFINE_string("saved_model", None,
                         "A SavedModel version directory written by zoo export: classify with "
                         "its serving signature (instead of --model/--weights).")
+    define_model_args_flag(__name__)
     flags.DEFINE_integer("top", 3, "How many classes to print per image.", lower_bound=1)
+
+
+def define_model_args_flag(module):
+    cli.define_model_args_flag(
+        module, "Builder arguments of the network behind --weights, as a JSON object "
+        "(e.g. '{\"h\": 0.3}'); default: those its training run recorded in the "
+        "config.json beside the file, if any.")
+
+
+def parse_model_args(text):
+    """The --model_args JSON object, or None."""
+    import json
+
+    from zoo.errors import UserError
+
+    if text is None:
+        return None
+    try:
+        args = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UserError(f"--model_args is not JSON: {error}") from None
+    if not isinstance(args, dict):
+        raise UserError(f"--model_args must be a JSON object, got {text!r}.")
+    return args
+
+
+def recorded_model_args(model_name, weights):
+    """The builder arguments (zoo.training.architecture_args) that the
+    training run which wrote `weights` recorded in the config.json beside it,
+    or {} where there is no such record. The weights alone do not say them:
+    a Hamiltonian-74 trained at h = 0.3 has the shapes of one at h = 0.1 and
+    loads into it silently, computing something else."""
+    import json
+
+    from zoo import registry, training
+    from zoo.errors import UserError
+
+    path = os.path.join(os.path.dirname(os.path.abspath(weights)), "config.json")
+    if not os.path.isfile(path):
+        return {}
+    try:
+        with open(path) as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    if not (isinstance(record, dict) and isinstance(record.get("model"), str)
+            and "model_args" in record):
+        return {}  # not a training run's record
+    try:
+        trained, _ = registry.split_name(record["model"])
+    except ValueError:
+        return {}
+    wanted, _ = registry.split_name(model_name)
+    if trained.name != wanted.name:
+        raise UserError(f"{weights} was trained as {record['model']} ({path}), not as "
+                        f"{model_name}; give --model {trained.name}-<dataset>.")
+    return training.architecture_args(record)
 
 
 def check_model_flags(model_name, weights=None, finetuned=None, random_weights=False):
@@ -70,20 +131,29 @@ def check_model_flags(model_name, weights=None, finetuned=None, random_weights=F
             "--weights, or --random_weights for an untrained network.")
 
 
-def load_model(model_name, weights=None, finetuned=None, random_weights=False):
+def load_model(model_name, weights=None, finetuned=None, random_weights=False,
+               model_args=None):
     """(model, label names) as the flags of predict and evaluate ask: a
-    fine-tuning output directory, a weights file, a pretrained name's shipped
-    checkpoint, or (random_weights) an untrained network."""
+    fine-tuning output directory, a weights file (built with `model_args`,
+    else with the arguments its training run recorded beside it), a pretrained
+    name's shipped checkpoint, or (random_weights) an untrained network."""
     import zoo
     from zoo import data, registry
+    from zoo.errors import UserError
 
     check_model_flags(model_name, weights, finetuned, random_weights)
     if finetuned:
         return pretrained.load_finetuned(finetuned), pretrained.read_card(finetuned)["labels"]
     if weights is None and not random_weights:
+        if model_args is not None:
+            raise UserError(f"--model_args goes with --weights (or --random_weights); "
+                            f"{model_name}'s shipped checkpoint is built as its manifest says.")
         return zoo.load(model_name), zoo.info(model_name)["labels"]
     _, dataset = registry.split_name(model_name)
-    return zoo.build(model_name, weights=weights), (list(data.DATASETS[dataset].labels) if dataset else None)
+    if model_args is None:
+        model_args = recorded_model_args(model_name, weights) if weights else {}
+    model = zoo.build(model_name, weights=weights, **model_args)
+    return model, (list(data.DATASETS[dataset].labels) if dataset else None)
 
 
 def main(argv):
@@ -96,7 +166,8 @@ def main(argv):
     if FLAGS.saved_model:
         model, names = inference.SavedModelClassifier(FLAGS.saved_model), None
     else:
-        model, names = load_model(FLAGS.model, FLAGS.weights, FLAGS.finetuned)
+        model, names = load_model(FLAGS.model, FLAGS.weights, FLAGS.finetuned,
+                                  model_args=parse_model_args(FLAGS.model_args))
     result = inference.predict_images(model, argv[1:], label_names=names, top=FLAGS.top)
     for source, best in zip(result.sources, result.top):
         shown = ", ".join(f"{label} {p:.3f}" for _, label, p in best)

@@ -62,8 +62,8 @@ def define_flags():
                          "held out of training, instead of the test split.")
     flags.DEFINE_integer("control_points", None, "Weights on their own time grid: at most "
                          "this many weight sets per unit, linearly interpolated (Onken et al.).")
-    flags.DEFINE_string("model_args", None, "Further builder arguments as a JSON object, e.g. "
-                        "'{\"h\": 1.0}' (recorded, and kept by register_checkpoint).")
+    cli.define_model_args_flag(__name__, "Further builder arguments as a JSON object, e.g. "
+                               "'{\"h\": 1.0}' (recorded, and kept by register_checkpoint).")
     flags.DEFINE_integer("seed", 0, "Seed of initialisation, data order and augmentation.")
     flags.DEFINE_float("fraction", 1.0,
                        "Train on this stratified fraction of the training set.")
