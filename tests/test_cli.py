@@ -164,6 +164,13 @@ def test_a_bad_flag_or_a_leftover_number_is_one_line_with_status_2(tmp_path):
         "train.py: error: Unexpected arguments: 0 (--verbose is a switch; Keras' progress "
         "output is --progress 0, 1 or 2) (see train.py --help)")
     assert not os.path.exists(tmp_path / "run")
+    # train reads --model_args as predict and evaluate do: a JSON object.
+    proc = _zoo("train", "--model", "resnet-32-cifar10", "--output_dir", tmp_path / "run",
+                "--model_args", "[0.3]")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "zoo train: error: --model_args must be a JSON object, got '[0.3]'."]
+    assert not os.path.exists(tmp_path / "run")
 
 
 def test_train_on_missing_or_unreadable_data_leaves_no_output_directory(tmp_path):

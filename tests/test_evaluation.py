@@ -362,7 +362,8 @@ def test_weights_of_a_training_run_are_built_as_the_run_recorded(tmp_path):
 
 
 def test_weights_recorded_as_another_architecture_or_bad_model_args_are_refused(tmp_path):
-    from zoo.cli.predict import load_model, parse_model_args
+    from zoo.cli import parse_model_args
+    from zoo.cli.predict import load_model
     from zoo.errors import UserError
 
     weights = _training_run_directory(tmp_path, zoo.build("resnet-32-cifar10"), "resnet-32", {})

@@ -71,6 +71,23 @@ def define_model_args_flag(module, help_text):
     flags.DEFINE_string("model_args", None, help_text, module_name=module)
 
 
+def parse_model_args(text):
+    """The --model_args JSON object, or None when the flag is not given."""
+    import json
+
+    from zoo.errors import UserError
+
+    if text is None:
+        return None
+    try:
+        args = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UserError(f"--model_args is not JSON: {error}") from None
+    if not isinstance(args, dict):
+        raise UserError(f"--model_args must be a JSON object, got {text!r}.")
+    return args
+
+
 def usage():
     """`zoo --help`: the commands and where to read more."""
     width = max(len(name) for name in COMMANDS)

@@ -47,7 +47,7 @@ def define_flags():
 
 def main(argv):
     from zoo import data, evaluation, registry
-    from zoo.cli.predict import check_model_flags, load_model, parse_model_args, recorded_model_args
+    from zoo.cli.predict import check_model_flags, load_model, recorded_model_args
 
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
@@ -57,7 +57,7 @@ def main(argv):
     if FLAGS.finetuned and not FLAGS.dataset:
         raise app.UsageError("--finetuned needs --dataset: the data to evaluate it on.")
     check_model_flags(FLAGS.model, FLAGS.weights, FLAGS.finetuned, FLAGS.random_weights)
-    model_args = parse_model_args(FLAGS.model_args)
+    model_args = cli.parse_model_args(FLAGS.model_args)
     if model_args is None and FLAGS.weights and not FLAGS.finetuned:
         model_args = recorded_model_args(FLAGS.model, FLAGS.weights)
     if FLAGS.finetuned:

@@ -51,23 +51,6 @@ def define_model_args_flag(module):
         "config.json beside the file, if any.")
 
 
-def parse_model_args(text):
-    """The --model_args JSON object, or None."""
-    import json
-
-    from zoo.errors import UserError
-
-    if text is None:
-        return None
-    try:
-        args = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise UserError(f"--model_args is not JSON: {error}") from None
-    if not isinstance(args, dict):
-        raise UserError(f"--model_args must be a JSON object, got {text!r}.")
-    return args
-
-
 def recorded_model_args(model_name, weights):
     """The builder arguments (zoo.training.architecture_args) that the
     training run which wrote `weights` recorded in the config.json beside it,
@@ -167,7 +150,7 @@ def main(argv):
         model, names = inference.SavedModelClassifier(FLAGS.saved_model), None
     else:
         model, names = load_model(FLAGS.model, FLAGS.weights, FLAGS.finetuned,
-                                  model_args=parse_model_args(FLAGS.model_args))
+                                  model_args=cli.parse_model_args(FLAGS.model_args))
     result = inference.predict_images(model, argv[1:], label_names=names, top=FLAGS.top)
     for source, best in zip(result.sources, result.top):
         shown = ", ".join(f"{label} {p:.3f}" for _, label, p in best)

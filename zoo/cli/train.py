@@ -8,7 +8,6 @@ zoo.training.train; --progress sets Keras' progress output (0 none, 1 a bar,
 2 a line per epoch), --verbose shows TensorFlow's start-up messages.
 """
 
-import json
 
 from absl import app, flags, logging
 
@@ -97,11 +96,8 @@ def main(argv):
             raise app.UsageError(f"--{required} is required.")
     # TensorFlow's checkpoint code logs every save at INFO level.
     logging.set_verbosity(logging.WARNING)
-    try:
-        model_args = None if FLAGS.model_args is None else json.loads(FLAGS.model_args)
-    except json.JSONDecodeError as error:
-        raise UserError(f"--model_args is not JSON: {error}") from None
-    config = training.TrainConfig(model_args=model_args, verbose=FLAGS.progress,
+    config = training.TrainConfig(model_args=cli.parse_model_args(FLAGS.model_args),
+                                  verbose=FLAGS.progress,
                                   **{name: FLAGS[name].value for name in CONFIG_FLAGS})
     try:
         config.resolved()
