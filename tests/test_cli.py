@@ -293,3 +293,24 @@ def test_kernel_smoothness_reports_the_shipped_kernels(tmp_path, cifar10_small):
     assert all(v > 0 for v in report["gradient_norms"].values())
     assert "stage1/conv1: ||K_j+1 - K_j|| / ||K_j||" in proc.stdout
     assert _tool("kernel_smoothness.py", "--model", "resnet-33-cifar10").returncode != 0
+
+
+def test_kernel_smoothness_builds_a_runs_weights_as_the_run_recorded(tmp_path, cifar10_small):
+    # Weights trained at h = 0.3 load into the default h = 0.1 network too;
+    # the gradient norms are only those of the trained network when the
+    # run's config.json decides.
+    from zoo import training
+
+    run = tmp_path / "run"
+    run.mkdir()
+    zoo.build("hamiltonian-74-cifar10", h=0.3).save_weights(str(run / "last.weights.h5"))
+    with open(run / "config.json", "w") as f:
+        json.dump(training.TrainConfig(model="hamiltonian-74", output_dir=str(run),
+                                       dataset="cifar10", model_args={"h": 0.3}).__dict__, f)
+    out = tmp_path / "report.json"
+    proc = _tool("kernel_smoothness.py", "--model", "hamiltonian-74-cifar10", "--images", 8,
+                 "--dataset", cifar10_small, "--weights", run / "last.weights.h5",
+                 "--json", out)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(out.read_text())["model_args"] == {"h": 0.3}
+    assert "built with: h=0.3" in proc.stdout

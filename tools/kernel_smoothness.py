@@ -28,7 +28,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_bool("verbose", False, "Show TensorFlow's start-up messages.")
 flags.DEFINE_string("model", None, "Registered model name, e.g. hamiltonian-74-cifar10.")
 flags.DEFINE_string("weights", None,
-                    "A .weights.h5 file of that model (default: its shipped checkpoint).")
+                    "A .weights.h5 file of that model (default: its shipped checkpoint), built "
+                    "with the arguments its training run recorded beside it.")
 flags.DEFINE_float("weight_decay", 2e-4, "Weight decay coefficient.", lower_bound=0)
 flags.DEFINE_float("smoothness_decay", 2e-4, "Smoothness decay coefficient (Eq. 22).",
                    lower_bound=0)
@@ -43,21 +44,26 @@ flags.mark_flag_as_required("model")
 
 
 def main(argv):
-    import zoo
     from zoo import data, registry
+    from zoo.cli.predict import load_model, recorded_model_args
     from zoo.research import analysis
 
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     logging.set_verbosity(logging.WARNING)
     _, dataset = registry.split_name(FLAGS.model)
-    model = (registry.build(FLAGS.model, weights=FLAGS.weights) if FLAGS.weights
-             else zoo.load(FLAGS.model))
+    # A training run's weights are built as its config.json records (its step
+    # size h, say): the cross-entropy's gradient depends on them.
+    model_args = recorded_model_args(FLAGS.model, FLAGS.weights) if FLAGS.weights else None
+    model, _ = load_model(FLAGS.model, FLAGS.weights, model_args=model_args)
     split = data.load(FLAGS.dataset or dataset, "train", data_dir=FLAGS.data_dir)
     report = analysis.smoothness_report(model, split.images[:FLAGS.images],
                                         split.labels[:FLAGS.images], FLAGS.weight_decay,
                                         FLAGS.smoothness_decay)
     report["weights"] = FLAGS.weights or "shipped"
+    if model_args:
+        report["model_args"] = model_args
+        print(f"built with: {', '.join(f'{k}={v}' for k, v in sorted(model_args.items()))}")
     for name, d in report["kernel_drift"].items():
         print(f"{name}: ||K_j+1 - K_j|| / ||K_j|| {d['min']:.2f} to {d['max']:.2f} "
               f"(mean {d['mean']:.2f})")
