@@ -99,3 +99,22 @@ def run_preset_test(name, samples_dir):
     for row, file in zip(probabilities, sorted(recorded)):
         assert int(row.argmax()) == recorded[file]["class"], file
         assert row.max() == pytest.approx(recorded[file]["probability"], abs=1e-3), file
+
+
+def training_run_directory(tmp_path, model, trained_as, model_args):
+    """A training output directory as `zoo train` leaves it: the weights and
+    the run's config.json beside them."""
+    import dataclasses
+    import json
+
+    from zoo import training
+
+    run = tmp_path / "run"
+    run.mkdir()
+    weights = str(run / "last.weights.h5")
+    model.save_weights(weights)
+    config = training.TrainConfig(model=trained_as, output_dir=str(run), dataset="cifar10",
+                                  model_args=model_args)
+    with open(run / "config.json", "w") as f:
+        json.dump(dataclasses.asdict(config), f)
+    return weights

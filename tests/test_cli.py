@@ -13,6 +13,7 @@ import pytest
 
 import zoo
 from tests.conftest import REPO_ROOT
+from tests.helpers import training_run_directory
 from zoo import cli, inference
 
 NAME = "hamiltonian-74-cifar10"
@@ -299,18 +300,11 @@ def test_kernel_smoothness_builds_a_runs_weights_as_the_run_recorded(tmp_path, c
     # Weights trained at h = 0.3 load into the default h = 0.1 network too;
     # the gradient norms are only those of the trained network when the
     # run's config.json decides.
-    from zoo import training
-
-    run = tmp_path / "run"
-    run.mkdir()
-    zoo.build("hamiltonian-74-cifar10", h=0.3).save_weights(str(run / "last.weights.h5"))
-    with open(run / "config.json", "w") as f:
-        json.dump(training.TrainConfig(model="hamiltonian-74", output_dir=str(run),
-                                       dataset="cifar10", model_args={"h": 0.3}).__dict__, f)
+    weights = training_run_directory(tmp_path, zoo.build("hamiltonian-74-cifar10", h=0.3),
+                                     "hamiltonian-74", {"h": 0.3})
     out = tmp_path / "report.json"
     proc = _tool("kernel_smoothness.py", "--model", "hamiltonian-74-cifar10", "--images", 8,
-                 "--dataset", cifar10_small, "--weights", run / "last.weights.h5",
-                 "--json", out)
+                 "--dataset", cifar10_small, "--weights", weights, "--json", out)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(out.read_text())["model_args"] == {"h": 0.3}
     assert "built with: h=0.3" in proc.stdout

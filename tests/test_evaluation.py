@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import zoo
+from tests.helpers import training_run_directory
 from zoo import data, evaluation
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -302,24 +303,6 @@ def test_random_weights_must_be_asked_for(tmp_path):
     assert result.returncode != 0 and "not both" in result.stderr
 
 
-def _training_run_directory(tmp_path, model, trained_as, model_args):
-    """A training output directory as `zoo train` leaves it: the weights and
-    the run's config.json beside them."""
-    import dataclasses
-
-    from zoo import training
-
-    run = tmp_path / "run"
-    run.mkdir()
-    weights = str(run / "last.weights.h5")
-    model.save_weights(weights)
-    config = training.TrainConfig(model=trained_as, output_dir=str(run), dataset="cifar10",
-                                  model_args=model_args)
-    with open(run / "config.json", "w") as f:
-        json.dump(dataclasses.asdict(config), f)
-    return weights
-
-
 def test_weights_of_a_training_run_are_built_as_the_run_recorded(tmp_path):
     # Hamiltonian-74 at h = 0.3 has the shapes of the default h = 0.1 and
     # loads into it without complaint; only the run's record tells them apart.
@@ -332,7 +315,7 @@ def test_weights_of_a_training_run_are_built_as_the_run_recorded(tmp_path):
     np.savez(npz, x_train=x_test[:10], y_train=y_test[:10], x_test=x_test, y_test=y_test)
     keras.utils.set_random_seed(0)
     trained = zoo.build("hamiltonian-74-cifar10", h=0.3)
-    weights = _training_run_directory(tmp_path, trained, "hamiltonian-74", {"h": 0.3})
+    weights = training_run_directory(tmp_path, trained, "hamiltonian-74", {"h": 0.3})
     split = data.load(npz, "test")
     expected = evaluation.evaluate(trained, split)
     as_default = evaluation.evaluate(zoo.build("hamiltonian-74-cifar10", weights=weights), split)
@@ -366,7 +349,7 @@ def test_weights_recorded_as_another_architecture_or_bad_model_args_are_refused(
     from zoo.cli.predict import load_model
     from zoo.errors import UserError
 
-    weights = _training_run_directory(tmp_path, zoo.build("resnet-32-cifar10"), "resnet-32", {})
+    weights = training_run_directory(tmp_path, zoo.build("resnet-32-cifar10"), "resnet-32", {})
     with pytest.raises(UserError, match="was trained as resnet-32.*not as hamiltonian-74-cifar10"):
         load_model("hamiltonian-74-cifar10", weights)
     assert parse_model_args(None) is None

@@ -44,7 +44,7 @@ flags.mark_flag_as_required("model")
 
 
 def main(argv):
-    from zoo import data, registry
+    from zoo import cli, data, registry
     from zoo.cli.predict import load_model, recorded_model_args
     from zoo.research import analysis
 
@@ -63,7 +63,7 @@ def main(argv):
     report["weights"] = FLAGS.weights or "shipped"
     if model_args:
         report["model_args"] = model_args
-        print(f"built with: {', '.join(f'{k}={v}' for k, v in sorted(model_args.items()))}")
+        print(f"built with: {cli.describe_model_args(model_args)}")
     for name, d in report["kernel_drift"].items():
         print(f"{name}: ||K_j+1 - K_j|| / ||K_j|| {d['min']:.2f} to {d['max']:.2f} "
               f"(mean {d['mean']:.2f})")

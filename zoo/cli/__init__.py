@@ -88,6 +88,11 @@ def parse_model_args(text):
     return args
 
 
+def describe_model_args(model_args):
+    """`h=0.3, widths=[...]`: the builder arguments as the tools print them."""
+    return ", ".join(f"{k}={v}" for k, v in sorted(model_args.items()))
+
+
 def usage():
     """`zoo --help`: the commands and where to read more."""
     width = max(len(name) for name in COMMANDS)

@@ -102,7 +102,7 @@ def main(argv):
     print(f"{name} on {split.name} {split.split}{untrained}")
     print(f"  examples: {report['num_examples']}")
     if model_args:
-        print(f"  built with: {', '.join(f'{k}={v}' for k, v in sorted(model_args.items()))}")
+        print(f"  built with: {cli.describe_model_args(model_args)}")
     print(f"  top-1:    {report['top1']:.4f}")
     if report["top5_k"] < len(report["label_names"]):
         print(f"  top-{report['top5_k']}:    {report['top5']:.4f}")

@@ -8,7 +8,6 @@ zoo.training.train; --progress sets Keras' progress output (0 none, 1 a bar,
 2 a line per epoch), --verbose shows TensorFlow's start-up messages.
 """
 
-
 from absl import app, flags, logging
 
 from zoo import cli  # noqa: E402  (the package, for its shared flags)
