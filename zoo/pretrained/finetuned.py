@@ -25,9 +25,20 @@ def build_backbone(architecture, input_shape, pretrained_name=None, **builder_kw
                           input_shape=tuple(input_shape), **builder_kwargs)
 
 
-def rebuild_classifier(architecture, input_shape, classes, reversible=False):
+def finetuned_model_args(parent, from_scratch=False):
+    """The architecture's builder arguments (say h) that a fine-tune of the
+    manifest entry `parent` keeps: those the parent was built with, as
+    `load` builds it; none from scratch, where the registry's defaults hold."""
+    if from_scratch:
+        return {}
+    return {k: v for k, v in (parent.get("builder_args") or {}).items()
+            if k not in ("classes", "input_shape", "include_top", "pooling")}
+
+
+def rebuild_classifier(architecture, input_shape, classes, reversible=False, model_args=None):
     """The fine-tuned classifier's structure, float32, random weights."""
-    backbone = build_backbone(architecture, input_shape, reversible=reversible, dtype="float32")
+    backbone = build_backbone(architecture, input_shape, reversible=reversible, dtype="float32",
+                              **(model_args or {}))
     return assemble(backbone, classes)
 
 
@@ -60,6 +71,7 @@ def load_finetuned(output_dir):
         raise FileNotFoundError(f"{path} is missing; the card names it as the weights.")
     verify_file(path, card["weights"]["sha256"], card["weights"].get("bytes"))
     model = rebuild_classifier(card["architecture"], card["input"]["shape"], card["head"]["classes"],
-                     card["training"]["engine"] == "reversible")
+                     card["training"]["engine"] == "reversible",
+                     model_args=card.get("model_args"))
     model.load_weights(path)
     return model

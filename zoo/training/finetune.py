@@ -96,6 +96,7 @@ from zoo.pretrained.finetuned import (
     CARD_MD,
     WEIGHTS_FILE,
     build_backbone,
+    finetuned_model_args,
     rebuild_classifier,
 )
 from zoo.references import CITATIONS
@@ -398,7 +399,8 @@ def finetune(model, train, test=None, *, head_epochs=HEAD_EPOCHS, epochs=EPOCHS,
 
     # The evaluated model is the float32 one `load_finetuned` rebuilds, so
     # the card's numbers are those a user reproduces.
-    final = rebuild_classifier(parent["architecture"], input_shape, classes, reversible)
+    final = rebuild_classifier(parent["architecture"], input_shape, classes, reversible,
+                               model_args=finetuned_model_args(parent, from_scratch))
     final.set_weights(weights)
     report = evaluation.evaluate(final, test_split)
     report["model"] = final.name
@@ -474,6 +476,9 @@ def make_card(*, parent, from_scratch, classes, label_names, input_shape, origin
             "weights_used": not from_scratch,
         },
         "architecture": parent["architecture"],
+        # Builder arguments of the body (a Hamiltonian-74 trained at h = 0.3),
+        # so that load_finetuned rebuilds the network that was trained.
+        "model_args": finetuned_model_args(parent, from_scratch),
         "builder_args": {"include_top": False, "pooling": POOLING,
                          "input_shape": list(input_shape)},
         "head": {"layer": HEAD_LAYER, "classes": classes, "activation": "softmax"},
