@@ -399,8 +399,9 @@ def finetune(model, train, test=None, *, head_epochs=HEAD_EPOCHS, epochs=EPOCHS,
 
     # The evaluated model is the float32 one `load_finetuned` rebuilds, so
     # the card's numbers are those a user reproduces.
+    model_args = finetuned_model_args(parent, from_scratch)
     final = rebuild_classifier(parent["architecture"], input_shape, classes, reversible,
-                               model_args=finetuned_model_args(parent, from_scratch))
+                               model_args=model_args)
     final.set_weights(weights)
     report = evaluation.evaluate(final, test_split)
     report["model"] = final.name
@@ -411,7 +412,7 @@ def finetune(model, train, test=None, *, head_epochs=HEAD_EPOCHS, epochs=EPOCHS,
                 test=test_split, report=report, phases=phases, batch_size=batch_size,
                 weight_decay=weight_decay, smoothness_decay=smoothness_decay, seed=seed,
                 precision=policy, reversible=reversible, code_commit=code_commit,
-                command=command, model=final)
+                command=command, model=final, model_args=model_args)
     card = make_card(**spec)
     card["training"]["wall_seconds"] = round(time.perf_counter() - wall_start, 1)
     if output_dir is not None:
@@ -454,7 +455,8 @@ def _write_outputs(model, card, report, rows, output_dir):
 # --------------------------------------------------------------------------
 def make_card(*, parent, from_scratch, classes, label_names, input_shape, original_shape,
               conversion, train, test, report, phases, batch_size, weight_decay,
-              smoothness_decay, seed, precision, reversible, code_commit, command, model):
+              smoothness_decay, seed, precision, reversible, code_commit, command, model,
+              model_args):
     """The card of a fine-tuned model as a dict (see `zoo.model_cards.render_finetuned_card`)."""
     parent_metrics = {k: parent["metrics"][k] for k in ("split", "images", "top1", "top5", "loss")
                       if k in parent["metrics"]}
@@ -478,7 +480,7 @@ def make_card(*, parent, from_scratch, classes, label_names, input_shape, origin
         "architecture": parent["architecture"],
         # Builder arguments of the body (a Hamiltonian-74 trained at h = 0.3),
         # so that load_finetuned rebuilds the network that was trained.
-        "model_args": finetuned_model_args(parent, from_scratch),
+        "model_args": model_args,
         "builder_args": {"include_top": False, "pooling": POOLING,
                          "input_shape": list(input_shape)},
         "head": {"layer": HEAD_LAYER, "classes": classes, "activation": "softmax"},
