@@ -85,15 +85,21 @@ def test_the_repository_plan_is_valid_and_starts_with_its_pilots():
     names = [run.name for run in runs]
     checkpoints = [run.name for run in runs if run.kind == "checkpoint"]
     assert checkpoints[:2] == ["hamiltonian-74-cifar10", "resnet-32-cifar10"]
-    assert set(checkpoints) >= {
+    shipped = {run.checkpoint_name for run in runs if run.kind == "checkpoint"}
+    assert shipped >= {
         "revnet-38-cifar10", "leapfrog-26-cifar10", "midpoint-26-cifar10", "second-order-cifar10",
         "parabolic-cifar10", "hyperbolic-hamiltonian-cifar10", "hamiltonian-218-cifar10",
         "leapfrog-62-cifar10", "midpoint-62-cifar10"}
     pilots = [run for run in runs if run.kind == "pilot"]
     assert all(run.train["holdout"] == 5000 for run in pilots)
-    assert max(names.index(p.name) for p in pilots) < names.index("hamiltonian-74-cifar10")
+    assert names.index("pilot-resnet-32-base") < names.index("hamiltonian-74-cifar10")
     targets = {run.name: run.target_top1 for run in runs}
     assert targets["hamiltonian-74-cifar10"] == 0.91 and targets["resnet-32-cifar10"] == 0.915
+    # Every small network's 120-epoch run aims within 1.5 points of its paper.
+    for run in runs:
+        if run.name.endswith("-cifar10-120ep"):
+            paper = registry.get_entry(run.architecture).paper_top1["cifar10"][0]
+            assert run.target_top1 == pytest.approx((paper - 1.5) / 100) and run.epochs == 120
 
 
 @pytest.mark.parametrize("change, message", [
@@ -111,6 +117,55 @@ def test_bad_plans_are_refused_with_the_reason(tmp_path, change, message):
     entry = {**_run(), **change}
     with pytest.raises(campaign.PlanError, match=message):
         campaign.read_plan(_plan(tmp_path, [entry]))
+
+
+def _h_pilot(h):
+    return _run(name=f"pilot-h{h:g}", kind="pilot", epochs=1,
+                train={**TINY_TRAIN, "holdout": 50, "model_args": {"h": h}})
+
+
+def _h_run(**extra):
+    return _run(name="hamiltonian-74-cifar10", epochs=3,
+                model_args_from=["pilot-h0.1", "pilot-h0.3", "pilot-h1"], **extra)
+
+
+@pytest.mark.parametrize("scores, chosen", [
+    ({"pilot-h0.1": 0.60, "pilot-h0.3": 0.70, "pilot-h1": 0.65}, 0.3),
+    # Within the margin of the best, the first listed (the smaller h) wins.
+    ({"pilot-h0.1": 0.695, "pilot-h0.3": 0.70, "pilot-h1": 0.65}, 0.1),
+    ({"pilot-h0.1": 0.50, "pilot-h0.3": 0.60, "pilot-h1": 0.80}, 1.0),
+])
+def test_a_run_takes_the_model_args_of_its_best_pilot(tmp_path, scores, chosen):
+    plan = _plan(tmp_path, [_h_pilot(0.1), _h_pilot(0.3), _h_pilot(1.0), _h_run()])
+    (tmp_path / "ledger.json").write_text(json.dumps({"finished": {
+        name: {"kind": "pilot", "holdout_top1": top1} for name, top1 in scores.items()}}))
+    runner = _campaign(tmp_path, plan, None)
+    run = runner.next_run()
+    assert run.name == "hamiltonian-74-cifar10"
+    config = runner.config(run)
+    assert config.model_args == {"h": chosen}
+    assert config.resolved().model_args == {"h": chosen}
+
+
+def test_a_run_waits_for_the_pilots_it_takes_model_args_from(tmp_path):
+    plan = _plan(tmp_path, [_h_pilot(0.1), _h_pilot(0.3), _h_pilot(1.0), _h_run()])
+    (tmp_path / "ledger.json").write_text(json.dumps({"finished": {
+        "pilot-h0.1": {"kind": "pilot", "holdout_top1": 0.6}}}))
+    runner = _campaign(tmp_path, plan, None)
+    run = campaign.read_plan(plan)[-1]
+    with pytest.raises(campaign.PlanError, match="'pilot-h0.3', which has not finished"):
+        runner.config(run)
+
+
+@pytest.mark.parametrize("runs, message", [
+    ([_h_run(), _h_pilot(0.1), _h_pilot(0.3), _h_pilot(1.0)], "pilots planned before it"),
+    ([_h_pilot(0.1), _h_pilot(0.3), _h_run()], "pilots planned before it"),
+    ([_h_pilot(0.1), _h_pilot(0.3), _h_pilot(1.0),
+      _h_run(train={**TINY_TRAIN, "model_args": {"h": 0.2}})], "without train.model_args"),
+])
+def test_model_args_from_must_name_earlier_pilots(tmp_path, runs, message):
+    with pytest.raises(campaign.PlanError, match=message):
+        campaign.read_plan(_plan(tmp_path, runs))
 
 
 def test_a_run_named_twice_is_refused(tmp_path):
@@ -470,7 +525,8 @@ def test_a_finished_pilot_writes_its_figures_on_held_out_images(tmp_path, data_d
     assert record["validation_images"] == 51 and record["train_images"] == 149
     assert "ema_accuracy" in record["final"]
     table = (tmp_path / "docs" / "recipe_pilots" / "table.md").read_text()
-    assert "| pilot-tiny | resnet-32 | 1 | 50 | 0.05 | 0.1 | 0.9 | float32 |" in table
+    assert ("| pilot-tiny | resnet-32 | - | 1 | 1 | 50 | 0.05 | 0.0005 | 0.1 | 0.9 | float32 |"
+            in table)
 
 
 def test_label_smoothing_loss_matches_its_definition():

@@ -348,3 +348,26 @@ def test_cli_refuses_model_args_that_are_not_json(tmp_path):
                      "--model_args", "{h: 1}"])
     assert proc.returncode == 2
     assert "--model_args is not JSON" in proc.stderr
+
+
+def test_schedule_epochs_trains_the_start_of_a_longer_schedule(cifar10_small, tmp_path):
+    # 200 images at batch 50: 4 steps an epoch. Two epochs of a 10-epoch
+    # cosine schedule end near its peak rate, not at 0.
+    seen = {}
+
+    class Rate(keras.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            optimizer = self.model.optimizer
+            seen["rate"] = float(optimizer.learning_rate)
+            seen["schedule"] = optimizer._learning_rate.get_config()
+
+    training.train(training.TrainConfig(
+        model="hamiltonian-74", dataset=cifar10_small, output_dir=str(tmp_path / "run"),
+        recipe="campaign", epochs=2, schedule_epochs=10, batch_size=50, learning_rate=0.1,
+        mixed_precision=False, limit_eval=50, verbose=0), callbacks=[Rate()])
+    assert seen["schedule"]["total_steps"] == 40 and seen["schedule"]["warmup_steps"] == 4
+    expected = training.WarmupCosine(0.1, total_steps=40, warmup_steps=4)(8)
+    assert seen["rate"] == pytest.approx(float(expected)) and seen["rate"] > 0.09
+    with pytest.raises(ValueError, match="schedule_epochs must be positive"):
+        training.TrainConfig(model="hamiltonian-74-cifar10", output_dir="unused",
+                             schedule_epochs=0).resolved()

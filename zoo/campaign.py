@@ -49,12 +49,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SNAPSHOT_SECONDS = 15 * 60
 LATEST = "LATEST"
 KINDS = ("checkpoint", "pilot")
+# Held-out top-1 within which a run's model_args_from prefers the pilot
+# listed first: about one standard error at 5,000 held-out images and 70%.
+PILOT_MARGIN = 0.01
 SHIP = ("last", "ema")
 # Fields of zoo.training.TrainConfig a plan entry may set besides its own.
 TRAIN_OVERRIDES = frozenset({
     "batch_size", "learning_rate", "weight_decay", "smoothness_decay", "label_smoothing",
     "ema_decay", "holdout", "limit_train", "limit_eval", "model_args", "control_points",
-    "validation_freq", "deterministic", "reversible", "mixed_precision", "fraction", "steps"})
+    "validation_freq", "deterministic", "reversible", "mixed_precision", "fraction", "steps",
+    "schedule_epochs"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +73,11 @@ class PlannedRun:
     before the run, which weights ship: the last ones or their moving average.
     `gpu_recipe` replaces `recipe` for a run started on a GPU. `train` holds
     further TrainConfig fields (learning_rate, label_smoothing, holdout, ...).
+    `model_args_from` names pilots, in order of preference, whose
+    `train.model_args` the run takes when it starts: those of the pilot with
+    the best held-out top-1, or of the first listed within `PILOT_MARGIN` of
+    it (so a difference a reseed could make does not pick the less preferred
+    one, e.g. the larger step size). The choice is recorded with the run.
     `notes` give the plan's reasons, written before the run (they stay in the
     shipped entry's command); `card_notes` are what the shipped entry and its
     model card say to users, so they describe the weights, not the plan.
@@ -88,6 +97,7 @@ class PlannedRun:
     gpu_recipe: Optional[str] = None
     seed: int = 0
     train: dict = dataclasses.field(default_factory=dict)
+    model_args_from: tuple = ()
     notes: Optional[str] = None
     card_notes: Optional[str] = None
 
@@ -103,6 +113,8 @@ class PlannedRun:
                          if f not in entry)
         if missing:
             raise PlanError(f"Run {entry.get('name')!r}: missing fields {missing}.")
+        if "model_args_from" in entry:
+            entry = {**entry, "model_args_from": tuple(entry["model_args_from"])}
         run = cls(**entry)
         run.check()
         return run
@@ -137,6 +149,10 @@ class PlannedRun:
                 and self.checkpoint_name != f"{self.architecture}-{self.dataset}"):
             raise PlanError(f"Checkpoint run {self.name!r} must ship the checkpoint "
                             f"{self.architecture}-{self.dataset} (its name or `checkpoint`).")
+        if self.model_args_from and (self.kind != "checkpoint"
+                                     or "model_args" in self.train):
+            raise PlanError(f"Run {self.name!r}: model_args_from is for checkpoint runs "
+                            "without train.model_args of their own.")
         if self.kind == "pilot" and not self.train.get("holdout"):
             raise PlanError(f"Pilot {self.name!r} must validate on held-out training images "
                             "(train.holdout), not on the test set.")
@@ -158,6 +174,12 @@ def read_plan(path):
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
         raise PlanError(f"{path}: runs named more than once: {duplicated}.")
+    for index, run in enumerate(runs):
+        later = [name for name in run.model_args_from
+                 if name not in names[:index] or runs[names.index(name)].kind != "pilot"]
+        if later:
+            raise PlanError(f"{path}: run {run.name!r} takes its model_args from {later}, "
+                            "which must be pilots planned before it.")
     return runs
 
 
@@ -270,10 +292,32 @@ class Campaign:
         return next((run for run in self.runs() if run.name not in finished), None)
 
     # Configuration -----------------------------------------------------------
+    def chosen_pilot(self, run):
+        """The pilot of `run.model_args_from` whose model_args the run takes
+        (None when the run names none); an unfinished pilot is an error."""
+        if not run.model_args_from:
+            return None
+        finished = self.ledger()["finished"]
+        pilots = {p.name: p for p in self.runs()}
+        scores = []
+        for name in run.model_args_from:
+            if name not in pilots or pilots[name].kind != "pilot":
+                raise PlanError(f"Run {run.name!r}: {name!r} is not a pilot of the plan.")
+            top1 = finished.get(name, {}).get("holdout_top1")
+            if top1 is None:
+                raise PlanError(f"Run {run.name!r} takes its model_args from {name!r}, "
+                                "which has not finished.")
+            scores.append((name, top1))
+        best = max(top1 for _, top1 in scores)
+        return pilots[next(name for name, top1 in scores if top1 >= best - PILOT_MARGIN)]
+
     def config(self, run, on_gpu=False, verbose=2):
         """The TrainConfig a run starts with on this machine."""
         recipe = run.gpu_recipe if on_gpu and run.gpu_recipe else run.recipe
         fields = dict(run.train)
+        pilot = self.chosen_pilot(run)
+        if pilot is not None:
+            fields["model_args"] = dict(pilot.train.get("model_args") or {})
         if "steps" not in fields:
             fields["epochs"] = run.epochs
         return training.TrainConfig(
@@ -358,6 +402,13 @@ class Campaign:
             config = self.config(run, on_gpu, verbose)
             history = {"run": run.name, "started": now_iso(), "segments": [],
                        "warm_start": _describe_warm_start(run.warm_start)}
+            pilot = self.chosen_pilot(run)
+            if pilot is not None:
+                history["model_args_from"] = {
+                    "chosen": pilot.name, "model_args": config.model_args,
+                    "holdout_top1": {name: self.ledger()["finished"][name]["holdout_top1"]
+                                     for name in run.model_args_from}}
+                self.log(f"{run.name}: model_args {config.model_args} from {pilot.name}.")
             self.log(f"{run.name}: starting ({config.recipe} recipe, {run.epochs} epochs"
                      + (f", warm start from {run.warm_start}" if run.warm_start else "") + ").")
         else:
@@ -533,9 +584,10 @@ def pilot_table(folder):
     lines = ["# Recipe pilots: the figures", "",
              "Generated by the campaign (`zoo.campaign.pilot_table`) from the records beside "
              "this file. Top-1 is on held-out training images, never on the test set.", "",
-             "| pilot | model | epochs | batch | lr | label smoothing | EMA | precision | "
-             "held-out top-1 | EMA top-1 | img/s |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| pilot | model | model args | epochs | of a schedule of | batch | lr | "
+             "weight decay | label smoothing | EMA | precision | held-out top-1 | "
+             "EMA top-1 | img/s |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name in sorted(os.listdir(folder)):
         if not name.endswith(".json"):
             continue
@@ -546,8 +598,11 @@ def pilot_table(folder):
         ema = final.get("ema_accuracy")
         precisions = sorted({s["precision"] for s in record["history"]["segments"]})
         lines.append(
-            f"| {record['run']['name']} | {c['model']} | {len(record['epochs'])} | "
-            f"{c['batch_size']} | {c['learning_rate']} | {c.get('label_smoothing', 0)} | "
+            f"| {record['run']['name']} | {c['model']} | "
+            f"{json.dumps(c['model_args']) if c.get('model_args') else '-'} | "
+            f"{len(record['epochs'])} | {c.get('schedule_epochs') or len(record['epochs'])} | "
+            f"{c['batch_size']} | {c['learning_rate']} | {c.get('weight_decay')} | "
+            f"{c.get('label_smoothing', 0)} | "
             f"{c.get('ema_decay') or '-'} | {', '.join(precisions)} | "
             f"{100 * final['accuracy']:.2f}% | "
             f"{'-' if ema is None else f'{100 * ema:.2f}%'} | "

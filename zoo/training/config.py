@@ -86,6 +86,9 @@ class TrainConfig:
     stratified fraction of the training split. `checkpoint_every` is in steps.
     `skip_unreadable` leaves unreadable files of an image folder out (counted
     in a warning) instead of stopping at the first.
+    `schedule_epochs` sets the length of the learning-rate schedule when it
+    differs from the run's: a run of 3 epochs with schedule_epochs=120 trains
+    the first 3 epochs of a 120-epoch schedule (a pilot of a long run).
     `model_args` are further builder arguments of the architecture (e.g.
     {"h": 1.0} for another step size); with `control_points` they are recorded
     with the run and go into a registered checkpoint's builder_args, so that
@@ -100,6 +103,7 @@ class TrainConfig:
     batch_size: Optional[int] = None
     epochs: Optional[int] = None
     steps: Optional[int] = None
+    schedule_epochs: Optional[int] = None
     learning_rate: Optional[float] = None
     weight_decay: Optional[float] = None
     smoothness_decay: Optional[float] = None
@@ -142,6 +146,8 @@ class TrainConfig:
                 raise ValueError(
                     f"Give --dataset, or a model name with a dataset suffix (e.g. {self.model}-cifar10).")
             values["dataset"] = dataset
+        if values["schedule_epochs"] is not None and values["schedule_epochs"] < 1:
+            raise ValueError(f"schedule_epochs must be positive, got {values['schedule_epochs']}.")
         if values["batch_size"] < 1:
             raise ValueError(f"batch_size must be positive, got {values['batch_size']}.")
         if not 0 <= values["label_smoothing"] < 1:

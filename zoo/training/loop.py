@@ -162,6 +162,8 @@ def _train(config, callbacks, stop_at=None, checkpoint_seconds=None, on_checkpoi
     steps_per_epoch = zdata.steps_per_epoch(len(train_split), config.batch_size)
     total_steps = config.steps or config.epochs * steps_per_epoch
     total_epochs = math.ceil(total_steps / steps_per_epoch)
+    schedule_steps = (config.schedule_epochs * steps_per_epoch if config.schedule_epochs
+                      else total_steps)
 
     reversible = uses_reversible_engine(config)
     keras.utils.set_random_seed(config.seed)
@@ -178,7 +180,7 @@ def _train(config, callbacks, stop_at=None, checkpoint_seconds=None, on_checkpoi
             model.load_weights(resolve_weights(config.warm_start))
         recipe = RECIPES[config.recipe]
         optimizer = keras.optimizers.SGD(
-            make_schedule(config, steps_per_epoch, total_steps),
+            make_schedule(config, steps_per_epoch, schedule_steps),
             momentum=recipe.momentum, nesterov=recipe.nesterov)
         model.compile(
             optimizer=optimizer,
