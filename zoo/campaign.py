@@ -292,32 +292,34 @@ class Campaign:
         return next((run for run in self.runs() if run.name not in finished), None)
 
     # Configuration -----------------------------------------------------------
-    def chosen_pilot(self, run):
-        """The pilot of `run.model_args_from` whose model_args the run takes
-        (None when the run names none); an unfinished pilot is an error."""
+    def pilot_choice(self, run):
+        """Which pilot of `run.model_args_from` the run takes its model_args
+        from, with every pilot's held-out top-1 (None when the run names
+        none); an unfinished pilot is an error. read_plan has checked that
+        the names are pilots planned before the run."""
         if not run.model_args_from:
             return None
         finished = self.ledger()["finished"]
-        pilots = {p.name: p for p in self.runs()}
-        scores = []
+        scores = {}
         for name in run.model_args_from:
-            if name not in pilots or pilots[name].kind != "pilot":
-                raise PlanError(f"Run {run.name!r}: {name!r} is not a pilot of the plan.")
-            top1 = finished.get(name, {}).get("holdout_top1")
-            if top1 is None:
+            scores[name] = finished.get(name, {}).get("holdout_top1")
+            if scores[name] is None:
                 raise PlanError(f"Run {run.name!r} takes its model_args from {name!r}, "
                                 "which has not finished.")
-            scores.append((name, top1))
-        best = max(top1 for _, top1 in scores)
-        return pilots[next(name for name, top1 in scores if top1 >= best - PILOT_MARGIN)]
+        best = max(scores.values())
+        chosen = next(name for name, top1 in scores.items() if top1 >= best - PILOT_MARGIN)
+        pilot = next(p for p in self.runs() if p.name == chosen)
+        return {"chosen": chosen, "model_args": dict(pilot.train.get("model_args") or {}),
+                "holdout_top1": scores}
 
-    def config(self, run, on_gpu=False, verbose=2):
-        """The TrainConfig a run starts with on this machine."""
+    def config(self, run, on_gpu=False, verbose=2, choice=None):
+        """The TrainConfig a run starts with on this machine (`choice`: its
+        pilot_choice, when the caller has it already)."""
         recipe = run.gpu_recipe if on_gpu and run.gpu_recipe else run.recipe
         fields = dict(run.train)
-        pilot = self.chosen_pilot(run)
-        if pilot is not None:
-            fields["model_args"] = dict(pilot.train.get("model_args") or {})
+        choice = choice or self.pilot_choice(run)
+        if choice is not None:
+            fields["model_args"] = choice["model_args"]
         if "steps" not in fields:
             fields["epochs"] = run.epochs
         return training.TrainConfig(
@@ -399,16 +401,14 @@ class Campaign:
         if history is None:
             if os.path.exists(self.run_dir(run)):
                 shutil.rmtree(self.run_dir(run))
-            config = self.config(run, on_gpu, verbose)
+            choice = self.pilot_choice(run)
+            config = self.config(run, on_gpu, verbose, choice=choice)
             history = {"run": run.name, "started": now_iso(), "segments": [],
                        "warm_start": _describe_warm_start(run.warm_start)}
-            pilot = self.chosen_pilot(run)
-            if pilot is not None:
-                history["model_args_from"] = {
-                    "chosen": pilot.name, "model_args": config.model_args,
-                    "holdout_top1": {name: self.ledger()["finished"][name]["holdout_top1"]
-                                     for name in run.model_args_from}}
-                self.log(f"{run.name}: model_args {config.model_args} from {pilot.name}.")
+            if choice is not None:
+                history["model_args_from"] = choice
+                self.log(f"{run.name}: model_args {choice['model_args']} from "
+                         f"{choice['chosen']}.")
             self.log(f"{run.name}: starting ({config.recipe} recipe, {run.epochs} epochs"
                      + (f", warm start from {run.warm_start}" if run.warm_start else "") + ").")
         else:
