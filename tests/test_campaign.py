@@ -445,7 +445,9 @@ def test_a_finished_run_is_registered_replacing_the_old_checkpoint(tmp_path, dat
     shipped = manifest["checkpoints"]["resnet-32-cifar10"]
     old = shipped["weights"]["file"]  # whichever weights ship today
     shutil.copy(os.path.join(REPO_ROOT, "checkpoints", old), checkpoints / old)
-    manifest["checkpoints"] = {"resnet-32-cifar10": shipped}
+    # Offered as a preview, which a one-epoch run (far below the bar) may replace.
+    preview = "resnet-32.cifar10_preview"
+    manifest["checkpoints"] = {preview: {**shipped, "name": preview}}
     pretrained.write_manifest(manifest, str(checkpoints / "manifest.json"))
 
     plan = _plan(tmp_path, [_run(epochs=1, warm_start=str(checkpoints / old),
@@ -453,8 +455,10 @@ def test_a_finished_run_is_registered_replacing_the_old_checkpoint(tmp_path, dat
     runner = _campaign(tmp_path, plan, data_dir)
     assert runner.run(60, lower_priority=False, min_minutes=0) == ["resnet-32-cifar10"]
 
-    entry = pretrained.read_manifest(str(checkpoints / "manifest.json"))[
-        "checkpoints"]["resnet-32-cifar10"]
+    registered = pretrained.read_manifest(str(checkpoints / "manifest.json"))["checkpoints"]
+    assert list(registered) == [preview]
+    entry = registered[preview]
+    assert entry["name"] == preview
     assert entry["weights"]["file"] == "resnet-32-cifar10-tiny.weights.h5"
     assert (checkpoints / entry["weights"]["file"]).exists()
     assert not (checkpoints / old).exists()
@@ -486,7 +490,7 @@ def test_a_finished_run_is_registered_replacing_the_old_checkpoint(tmp_path, dat
     from zoo.publish import entries, registration
 
     manifest = pretrained.read_manifest(str(checkpoints / "manifest.json"))
-    manifest["checkpoints"]["resnet-32-cifar10"]["metrics"]["top1"] = 1.0
+    manifest["checkpoints"][preview]["metrics"]["top1"] = 1.0
     pretrained.write_manifest(manifest, str(checkpoints / "manifest.json"))
     before = (checkpoints / "manifest.json").read_bytes()
     arguments = dict(name="resnet-32-cifar10", run_dir=runner.run_dir(runner.runs()[0]),
@@ -509,8 +513,25 @@ def test_a_finished_run_is_registered_replacing_the_old_checkpoint(tmp_path, dat
     # counts the epochs behind them, not only their own run's.
     assert forced["supersedes"]["training"]["epochs_total"] == history["epochs_total"] == 1
     assert pretrained.read_manifest(str(checkpoints / "manifest.json"))["checkpoints"][
-        "resnet-32-cifar10"]["weights"]["file"] == "resnet-32-cifar10-lower.weights.h5"
+        preview]["weights"]["file"] == "resnet-32-cifar10-lower.weights.h5"
     assert not (checkpoints / entry["weights"]["file"]).exists()
+
+    # A run that meets the bar goes under the plain name and takes the
+    # preview's place, file and all (a bar of 100 points: every run meets it)...
+    monkeypatch.setattr(pretrained.manifest, "PUBLISHING_BAR", 100.0)
+    plain = registration.register_run(**{**arguments, "tag": "plain"})
+    assert plain["shipped"] is True and plain["name"] == "resnet-32-cifar10"
+    assert plain["supersedes"]["file"] == "resnet-32-cifar10-lower.weights.h5"
+    registered = pretrained.read_manifest(str(checkpoints / "manifest.json"))["checkpoints"]
+    assert list(registered) == ["resnet-32-cifar10"]
+    assert not (checkpoints / "resnet-32-cifar10-lower.weights.h5").exists()
+    # ...and a run below the bar never replaces it, however it compares.
+    monkeypatch.setattr(pretrained.manifest, "PUBLISHING_BAR", 1.5)
+    before = (checkpoints / "manifest.json").read_bytes()
+    below = registration.register_run(**{**arguments, "tag": "below", "replace_lower": True})
+    assert below["shipped"] is False and "publishing bar" in below["reason"]
+    assert (checkpoints / "manifest.json").read_bytes() == before
+    assert not (checkpoints / "resnet-32-cifar10-below.weights.h5").exists()
 
 
 def test_a_finished_pilot_writes_its_figures_on_held_out_images(tmp_path, data_dir):

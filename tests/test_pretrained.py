@@ -4,6 +4,8 @@ import copy
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -449,3 +451,59 @@ def test_a_checkpoint_loads_by_its_name_tag_form():
     assert pretrained.weights_path(tagged) == pretrained.weights_path(name)
     with pytest.raises(ValueError, match="No pretrained weights"):
         zoo.info(f"{architecture.name}.{dataset}_another")
+
+
+def test_every_plain_name_meets_the_publishing_bar_and_the_others_are_previews():
+    assert pretrained.PUBLISHING_BAR == 1.5
+    for name, entry in MANIFEST["checkpoints"].items():
+        gap = entry["paper"]["top1"] - 100 * entry["metrics"]["top1"]
+        if pretrained.is_preview(name):
+            assert gap > 1.5 and name == pretrained.preview_name(name), name
+            assert not pretrained.has_checkpoint(pretrained.plain_name(name)), name
+        else:
+            assert gap <= 1.5 and name == pretrained.plain_name(name), name
+        assert pretrained.release_key(entry) == entry["name"] == name
+    # No plain name hides a preview-only network from the default listing.
+    plain = zoo.list_models(pretrained=True, previews=False)
+    assert plain == [n for n in NAMES if not pretrained.is_preview(n)]
+    assert "hamiltonian-74-cifar10" in plain
+
+
+def test_the_bar_is_measured_against_the_paper_and_needs_a_paper_figure():
+    entry = {"name": "leapfrog-26-cifar10", "paper": {"top1": 91.92}, "metrics": {"top1": 0.9042}}
+    assert pretrained.gap_to_paper(entry) == 1.5 and pretrained.meets_bar(entry)
+    assert pretrained.release_key(entry) == "leapfrog-26-cifar10"
+    entry["metrics"]["top1"] = 0.9041
+    assert not pretrained.meets_bar(entry)
+    assert pretrained.release_key(entry) == "leapfrog-26.cifar10_preview"
+    assert not pretrained.meets_bar({**entry, "paper": None, "metrics": {"top1": 0.99}})
+    assert pretrained.plain_name("leapfrog-26.cifar10_preview") == "leapfrog-26-cifar10"
+    assert pretrained.preview_name("hamiltonian-74.cifar10_long") == (
+        "hamiltonian-74.cifar10_long_preview")
+
+
+def test_the_plain_name_of_a_preview_fails_in_one_line_naming_the_tag(tmp_path, monkeypatch):
+    # A manifest in which the first checkpoint fell below the bar.
+    entry = copy.deepcopy(MANIFEST["checkpoints"][FIRST])
+    entry["metrics"]["top1"] = 0.5
+    preview = pretrained.preview_name(FIRST)
+    entry["name"] = preview
+    path = tmp_path / "manifest.json"
+    pretrained.write_manifest({**MANIFEST, "checkpoints": {preview: entry}}, str(path))
+    monkeypatch.setenv(pretrained.ENV_MANIFEST, str(path))
+    monkeypatch.setenv(pretrained.ENV_WEIGHTS_DIR, os.path.join(REPO_ROOT, "checkpoints"))
+    assert zoo.list_models(pretrained=True) == [preview]
+    assert zoo.list_models(pretrained=True, previews=False) == []
+    architecture, dataset = zoo.registry.split_name(FIRST)
+    for asked in (FIRST, f"{architecture.name}.{dataset}"):
+        with pytest.raises(ValueError) as error:
+            zoo.load(asked)
+        message = str(error.value)
+        assert "\n" not in message and f"load it as '{preview}'" in message
+        assert "50.00% top-1" in message and f"{entry['paper']['top1']:.2f}%" in message
+    # The preview itself loads by its tag, and the command line says the same.
+    assert zoo.load(preview).count_params() == entry["parameters"]["total"]
+    proc = subprocess.run([sys.executable, "-m", "zoo", "evaluate", "--model", FIRST],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2 and f"load it as '{preview}'" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr

@@ -169,7 +169,7 @@ def test_the_report_has_a_row_and_a_line_per_measured_model(tmp_path):
 
 
 def test_the_masking_diagnosis_compares_stronger_and_transferred_attacks(twins, test_split):
-    other = "midpoint-26-cifar10"
+    other = "midpoint-26.cifar10_preview"
     models = {NAME: twins, other: (zoo.load(other, reversible=False),
                                    zoo.load(other, reversible=False, classifier_activation=None))}
     found = robustness.diagnose_attacks(models, test_split, images=6)

@@ -25,6 +25,10 @@ in eight processes; with autodiff, 328.1 to 328.8 MiB in five). The fields follo
 model-card-toolkit schema.
 
 Load any of these with `zoo.load(name)`; `zoo.info(name)` returns the manifest entry.
+A checkpoint goes under its network's plain name ("resnet-32-cifar10") only when its
+test top-1 is within {bar} points of its paper's figure; the others are previews, loaded
+by their tag ("leapfrog-26.cifar10_preview"), until a run that meets the bar replaces
+them.
 
 """
 
@@ -119,6 +123,22 @@ def _difference_from_paper(entry):
                if total and total != epochs else "") + ".")
 
 
+def release_line(entry):
+    """Whether the card's weights meet the publishing bar, and how to load them."""
+    from zoo import pretrained
+
+    gap = pretrained.gap_to_paper(entry)
+    load = f"`zoo.load(\"{entry['name']}\")`"
+    if pretrained.meets_bar(entry):
+        side = f"{gap:.2f} points below it" if gap >= 0 else f"{-gap:.2f} points above it"
+        return (f"shipped: within {pretrained.PUBLISHING_BAR} points of the paper "
+                f"({side}); {load}.")
+    short = (f"{gap:.2f} points below the paper" if gap is not None
+             else "the paper reports no figure to meet")
+    return (f"preview: {short}, outside the {pretrained.PUBLISHING_BAR}-point bar, so "
+            f"`zoo.load(\"{pretrained.plain_name(entry['name'])}\")` refuses it; {load}.")
+
+
 def render_card(entry):
     m, t, d = entry["metrics"], entry["training"], entry["dataset"]
     hardware = t["hardware"]
@@ -134,6 +154,7 @@ def render_card(entry):
         "### Model details",
         "",
         f"- **Overview**: {overview(entry)}",
+        f"- **Release**: {release_line(entry)}",
         f"- **Version**: weights `{entry['weights']['file']}`, sha256 "
         f"`{entry['weights']['sha256']}` ({entry['weights']['bytes']:,} bytes, "
         f"{entry['weights']['format']}).",
@@ -387,17 +408,22 @@ def tradeoff(entry):
 def render(manifest):
     """The whole MODEL_CARDS.md for a manifest dict."""
     cards = [render_card(entry) for _, entry in sorted(manifest["checkpoints"].items())]
-    index = ["| model | top-1 (test) | paper | parameters | weights |",
-             "| --- | --- | --- | --- | --- |"]
+    from zoo import pretrained
+
+    index = ["| model | status | top-1 (test) | paper | gap | parameters | weights |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for _, entry in sorted(manifest["checkpoints"].items()):
         paper = entry.get("paper")
         paper_text = f"{paper['top1']:.2f}%" if paper else "-"
+        gap = pretrained.gap_to_paper(entry)
         index.append(
             f"| [{entry['name']}](#{entry['name'].replace('.', '')}) | "
+            f"{'shipped' if pretrained.meets_bar(entry) else 'preview'} | "
             f"{percent(entry['metrics']['top1'])} | "
-            f"{paper_text} | "
+            f"{paper_text} | {'-' if gap is None else f'{gap:.2f}'} | "
             f"{entry['parameters']['total']:,} | `{entry['weights']['file']}` |")
-    return HEADER + "\n".join(index) + "\n\n" + "\n".join(cards)
+    header = HEADER.replace("{bar}", str(pretrained.PUBLISHING_BAR))
+    return header + "\n".join(index) + "\n\n" + "\n".join(cards)
 
 
 # --------------------------------------------------------------------------

@@ -5,8 +5,10 @@
     {prog} "hamiltonian-*"
 
 Without flags: every architecture (each takes a -cifar10, -cifar100 or -stl10
-suffix). --pretrained: the checkpoints zoo.load gives, with their top-1 and
-weights file. An argument filters the names (shell-style pattern). The same
+suffix). --pretrained: the checkpoints zoo.load gives, with their top-1, the
+paper's, the gap, and whether each ships under its plain name or is a preview
+below the publishing bar (loaded by its "<architecture>.<dataset>_preview" name),
+and the weights file. An argument filters the names (shell-style pattern). The same
 lists as zoo.list_models() and zoo.list_models(pretrained=True).
 """
 
@@ -27,10 +29,11 @@ def define_flags():
 
 def rows(pattern="", pretrained=False):
     """One dict per listed model: name, family and the parameter count its
-    paper reports, or, for checkpoints, test top-1, the paper's top-1,
-    parameters and the weights file."""
+    paper reports, or, for checkpoints, test top-1, the paper's top-1, the gap
+    in points, status ("shipped" or "preview"), parameters and the weights
+    file."""
     import zoo
-    from zoo import registry
+    from zoo import pretrained, registry
 
     if not pretrained:
         return [{"name": name, "family": registry.split_name(name)[0].family,
@@ -42,6 +45,8 @@ def rows(pattern="", pretrained=False):
         paper = entry.get("paper") or {}
         found.append({"name": name, "top1": entry["metrics"]["top1"],
                       "paper_top1": paper.get("top1"),
+                      "gap_points": pretrained.gap_to_paper(entry),
+                      "status": "shipped" if pretrained.meets_bar(entry) else "preview",
                       "parameters": entry["parameters"]["total"],
                       "weights": entry["weights"]["file"]})
     return found
@@ -60,8 +65,10 @@ def main(argv):
     width = max(len(row["name"]) for row in listed)
     for row in listed:
         if FLAGS.pretrained:
-            paper = f"paper {row['paper_top1']:.2f}%" if row["paper_top1"] else "paper -"
-            print(f"{row['name'].ljust(width)}  top-1 {100 * row['top1']:.2f}%  {paper}  "
+            paper = (f"paper {row['paper_top1']:.2f}% (gap {row['gap_points']:.2f})"
+                     if row["paper_top1"] else "paper -")
+            print(f"{row['name'].ljust(width)}  {row['status'].ljust(7)}  "
+                  f"top-1 {100 * row['top1']:.2f}%  {paper}  "
                   f"{row['parameters']:,} parameters  {row['weights']}")
         else:
             params = (f"{row['paper_params'] / 1e6:.2f}M parameters in its paper"

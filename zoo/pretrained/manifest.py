@@ -14,6 +14,12 @@ Where weights are looked for, in order:
      `<prefix>/share/zoo/checkpoints` where the package was pip-installed;
   3. the cache directory (`cache_dir=`, $ZOO_CACHE_DIR or ~/.cache/zoo),
      into which an entry with a `url` is downloaded on first use.
+A checkpoint is offered under its plain name ("leapfrog-26-cifar10") only when
+its CIFAR-10 test top-1 is within `PUBLISHING_BAR` points of its paper's figure;
+weights below the bar are previews, keyed "<architecture>.<dataset>_preview"
+("leapfrog-26.cifar10_preview"), and the plain name of a preview-only network
+fails with the name to use. Registration (zoo.publish) keys entries so.
+
 Every file is checked against the manifest's sha256 and size before a single
 weight is read, so a corrupt or truncated file never gives a half-loaded
 model. Weights files hold arrays only (Keras `.weights.h5`): nothing in them
@@ -46,6 +52,68 @@ ENV_CACHE_DIR = "ZOO_CACHE_DIR"
 
 
 ENV_MANIFEST = "ZOO_MANIFEST"
+
+
+# Points of top-1 a checkpoint may lie below its paper's figure and still be
+# offered under the network's plain name.
+PUBLISHING_BAR = 1.5
+
+
+PREVIEW_SUFFIX = "_preview"
+
+
+def plain_name(name):
+    """The name a checkpoint meeting the bar is offered under:
+    "leapfrog-26-cifar10" of "leapfrog-26.cifar10_preview", of
+    "leapfrog-26.cifar10" and of itself; "<architecture>.<dataset>_<variant>"
+    for a variant."""
+    key = name.strip().lower()
+    if key.endswith(PREVIEW_SUFFIX):
+        key = key[: -len(PREVIEW_SUFFIX)]
+    model, dataset = registry.split_name(key)
+    if dataset is None:
+        raise ValueError(f"{name!r} has no dataset suffix; a checkpoint name needs one.")
+    tag = registry.split_tag(key)[1]
+    return f"{model.name}-{dataset}" if tag in (None, dataset) else f"{model.name}.{tag}"
+
+
+def preview_name(name):
+    """The name a preview of checkpoint `name` is offered under:
+    "leapfrog-26-cifar10" -> "leapfrog-26.cifar10_preview"."""
+    plain = plain_name(name)
+    architecture, tag = registry.split_tag(plain)
+    if tag is None:
+        model, tag = registry.split_name(plain)
+        architecture = model.name
+    return f"{architecture}.{tag}{PREVIEW_SUFFIX}"
+
+
+def gap_to_paper(entry):
+    """Points of test top-1 below the paper's figure (negative above it), or
+    None when the paper reports none for this network and dataset."""
+    paper = entry.get("paper") or {}
+    if paper.get("top1") is None:
+        return None
+    return round(paper["top1"] - 100 * entry["metrics"]["top1"], 2)
+
+
+def meets_bar(entry):
+    """Whether a manifest entry may be offered under its plain name: within
+    PUBLISHING_BAR points of its paper. Without a paper figure there is
+    nothing to meet, so it stays a preview."""
+    gap = gap_to_paper(entry)
+    return gap is not None and gap <= PUBLISHING_BAR
+
+
+def is_preview(name):
+    """Whether a manifest key names a preview."""
+    return name.endswith(PREVIEW_SUFFIX)
+
+
+def release_key(entry):
+    """The manifest key an entry belongs under, by the bar: its plain name,
+    or its preview name."""
+    return plain_name(entry["name"]) if meets_bar(entry) else preview_name(entry["name"])
 
 
 def _package_root():
@@ -99,15 +167,16 @@ def write_manifest(manifest, path):
     os.replace(tmp, path)
 
 
-def list_pretrained(filter=""):
-    """Sorted names of the models with shipped weights."""
+def list_pretrained(filter="", previews=True):
+    """Sorted names of the models with shipped weights: those that meet the
+    publishing bar and, with `previews`, the previews' names."""
     import fnmatch
 
-    names = sorted(read_manifest()["checkpoints"])
+    names = sorted(n for n in read_manifest()["checkpoints"] if previews or not is_preview(n))
     return [n for n in names if fnmatch.fnmatch(n, filter)] if filter else names
 
 
-def list_models(filter="", with_datasets=False, pretrained=False):
+def list_models(filter="", with_datasets=False, pretrained=False, previews=True):
     """Sorted names of the buildable models (`zoo.registry.list_models`), or
     with `pretrained` of the models with shipped weights (`zoo.load`).
 
@@ -115,9 +184,11 @@ def list_models(filter="", with_datasets=False, pretrained=False):
       filter: optional shell-style pattern, e.g. "hamiltonian-*".
       with_datasets: also list every architecture with each dataset suffix.
       pretrained: list only the models with shipped weights.
+      previews: with `pretrained`, also list the checkpoints below the
+        publishing bar ("<architecture>.<dataset>_preview").
     """
     if pretrained:
-        return list_pretrained(filter)
+        return list_pretrained(filter, previews=previews)
     return registry.list_models(filter, with_datasets=with_datasets)
 
 
@@ -132,7 +203,7 @@ def info(name):
     key = checkpoint_key(name, checkpoints)
     if key is not None:
         return checkpoints[key]
-    raise ValueError(_unknown_message(name, sorted(checkpoints)))
+    raise ValueError(_unknown_message(name, checkpoints))
 
 
 def has_checkpoint(name):
@@ -153,14 +224,25 @@ def checkpoint_key(name, checkpoints):
     return None
 
 
-def _unknown_message(name, pretrained):
+def _unknown_message(name, checkpoints):
     if not isinstance(name, str):
         return f"A model name must be a string, got {type(name).__name__}."
+    pretrained = sorted(checkpoints)
     try:
-        registry.split_name(name)
+        _, dataset = registry.split_name(name)
         buildable = True
     except ValueError:
-        buildable = False
+        dataset, buildable = None, False
+    # Only the plain name ("-cifar10" or ".cifar10") points at the preview.
+    plain = dataset is not None and registry.split_tag(name)[1] in (None, dataset)
+    preview = checkpoints.get(preview_name(name)) if plain else None
+    if preview is not None:
+        gap = gap_to_paper(preview)
+        return (f"{name!r} has only a preview checkpoint, "
+                f"{100 * preview['metrics']['top1']:.2f}% top-1"
+                + (f", {gap:.2f} points below its paper's {preview['paper']['top1']:.2f}%"
+                   if gap is not None else ", with no paper figure to meet")
+                + f" (the bar is {PUBLISHING_BAR} points): load it as {preview['name']!r}.")
     close = difflib.get_close_matches(name.strip().lower(), pretrained, n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     if buildable:

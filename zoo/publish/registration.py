@@ -8,6 +8,12 @@ attacks (zoo.research.robustness), and writes the manifest entry
 (zoo.entries.make_entry). A checkpoint it replaces under the same name leaves
 the tree; the new entry names the file and the commit that last shipped it.
 
+The publishing bar (zoo.pretrained.manifest.PUBLISHING_BAR) decides the name
+a run is offered under: within the bar of its paper's top-1, the plain name
+(replacing a preview of the same network, whose file leaves the tree);
+below it, the preview name "<architecture>.<dataset>_preview". A run below
+the bar never replaces a checkpoint that meets it.
+
 A run whose top-1 is lower than that of the checkpoint shipped under its name,
 measured on the same number of test images, does not replace it unless the
 caller asks (`replace_lower=True`): a continued run that ended worse than the
@@ -125,7 +131,7 @@ def with_earlier_runs(history, old):
     return {**history, "warm_start": {**warm, "warm_start": earlier}} if earlier else history
 
 
-def _decline(name, shipped, old, report, record_dir):
+def _decline(name, shipped, old, report, record_dir, reason=None):
     """The record of a run that stays unshipped: its figures beside those of
     the checkpoint it would have replaced, also written to declined.json."""
     # `old` is never the same file (_register_run drops it then).
@@ -133,8 +139,9 @@ def _decline(name, shipped, old, report, record_dir):
         os.remove(shipped)
     declined = {
         "name": name, "shipped": False,
-        "reason": (f"top-1 {report['top1']:.4f} is below the shipped checkpoint's "
-                   f"{old['metrics']['top1']:.4f} on the same {report['num_examples']} images"),
+        "reason": reason or (
+            f"top-1 {report['top1']:.4f} is below the shipped checkpoint's "
+            f"{old['metrics']['top1']:.4f} on the same {report['num_examples']} images"),
         "metrics": {"images": report["num_examples"], "top1": report["top1"],
                     "top5": report["top5"],
                     **({"flip_tta": {k: report["flip_tta"][k] for k in ("top1", "top5")}}
@@ -155,7 +162,7 @@ def _register_run(name, run_dir, tag, *, weights, data_dir, record_dir, command,
     from zoo import data, evaluation, pretrained, registry, training
 
     checkpoints_dir = checkpoints_dir or os.path.join(ROOT, "checkpoints")
-    name = name.strip().lower()
+    name = pretrained.plain_name(name)
     _, dataset = registry.split_name(name)
     with open(os.path.join(run_dir, "results.json")) as f:
         run_record = json.load(f)
@@ -176,10 +183,18 @@ def _register_run(name, run_dir, tag, *, weights, data_dir, record_dir, command,
     keras.backend.clear_session()
 
     path = os.path.join(checkpoints_dir, pretrained.MANIFEST_NAME)
-    old = _read_manifest(path)["checkpoints"].get(name)
+    key = pretrained.release_key({"name": name, "metrics": {"top1": report["top1"]},
+                                  "paper": registry.get_entry(name).paper_result(dataset)})
+    preview = pretrained.preview_name(name)
+    shipped_now = _read_manifest(path)["checkpoints"]
+    # A plain checkpoint supersedes the preview of its network too.
+    old = shipped_now.get(key) or (shipped_now.get(preview) if key == name else None)
     if old and old["weights"]["file"] == os.path.basename(shipped):
         old = None  # the same file again: nothing else to keep
-    declined = not replace_lower and lower_than_shipped(report, old)
+    below_bar_of = shipped_now.get(name) if key != name else None
+    if below_bar_of and below_bar_of["weights"]["file"] == os.path.basename(shipped):
+        below_bar_of = None
+    declined = below_bar_of is not None or (not replace_lower and lower_than_shipped(report, old))
 
     if record_dir:
         os.makedirs(record_dir, exist_ok=True)
@@ -188,6 +203,11 @@ def _register_run(name, run_dir, tag, *, weights, data_dir, record_dir, command,
             if os.path.exists(src) and not (os.path.exists(dst) and os.path.samefile(src, dst)):
                 shutil.copyfile(src, dst)
         evaluation.save_report(report, os.path.join(record_dir, "eval"), prefix=f"{name}_test")
+    if below_bar_of is not None:
+        return _decline(name, shipped, below_bar_of, report, record_dir, reason=(
+            f"top-1 {report['top1']:.4f} is below the publishing bar "
+            f"({pretrained.PUBLISHING_BAR} points under the paper) and {name} ships weights "
+            "that meet it"))
     if declined:
         return _decline(name, shipped, old, report, record_dir)
 
@@ -197,6 +217,7 @@ def _register_run(name, run_dir, tag, *, weights, data_dir, record_dir, command,
         record_dir=os.path.relpath(record_dir, ROOT) if record_dir else None,
         code_commit=code_commit, train_seconds=_train_seconds(os.path.join(run_dir, "metrics.json")),
         notes=notes, url=url)
+    entry["name"] = key
     if history is not None:
         entry["training"]["history"] = with_earlier_runs(history, old)
         warm = history.get("warm_start") or {}
@@ -224,7 +245,13 @@ def _register_run(name, run_dir, tag, *, weights, data_dir, record_dir, command,
                              "epochs_total") or old["training"].get("epochs")}}
         if remove_superseded and os.path.exists(old_path):
             os.remove(old_path)
-    manifest["checkpoints"][name] = entry
+    if key == name and preview in manifest["checkpoints"]:
+        dropped = manifest["checkpoints"].pop(preview)
+        dropped_path = os.path.join(checkpoints_dir, dropped["weights"]["file"])
+        if (remove_superseded and dropped["weights"]["file"] != os.path.basename(shipped)
+                and os.path.exists(dropped_path)):
+            os.remove(dropped_path)
+    manifest["checkpoints"][key] = entry
     pretrained.write_manifest(manifest, path)
     return {**entry, "shipped": True}
 
