@@ -418,7 +418,7 @@ def render(manifest):
         gap = pretrained.gap_to_paper(entry)
         index.append(
             f"| [{entry['name']}](#{entry['name'].replace('.', '')}) | "
-            f"{'shipped' if pretrained.meets_bar(entry) else 'preview'} | "
+            f"{pretrained.release_status(entry)} | "
             f"{percent(entry['metrics']['top1'])} | "
             f"{paper_text} | {'-' if gap is None else f'{gap:.2f}'} | "
             f"{entry['parameters']['total']:,} | `{entry['weights']['file']}` |")

@@ -33,7 +33,9 @@ def rows(pattern="", pretrained=False):
     in points, status ("shipped" or "preview"), parameters and the weights
     file."""
     import zoo
-    from zoo import pretrained, registry
+    # Not `pretrained`: that name is the argument saying what to list.
+    from zoo.pretrained import gap_to_paper, release_status
+    from zoo import registry
 
     if not pretrained:
         return [{"name": name, "family": registry.split_name(name)[0].family,
@@ -45,8 +47,8 @@ def rows(pattern="", pretrained=False):
         paper = entry.get("paper") or {}
         found.append({"name": name, "top1": entry["metrics"]["top1"],
                       "paper_top1": paper.get("top1"),
-                      "gap_points": pretrained.gap_to_paper(entry),
-                      "status": "shipped" if pretrained.meets_bar(entry) else "preview",
+                      "gap_points": gap_to_paper(entry),
+                      "status": release_status(entry),
                       "parameters": entry["parameters"]["total"],
                       "weights": entry["weights"]["file"]})
     return found

@@ -31,6 +31,7 @@ from zoo.pretrained.manifest import (
     manifest_path,
     read_manifest,
     release_key,
+    release_status,
     sha256,
     verify_file,
     write_manifest,
@@ -42,6 +43,7 @@ __all__ = [
     "copy_matching_weights", "default_cache_dir", "gap_to_paper", "has_checkpoint", "info",
     "is_preview", "list_models", "list_pretrained", "load", "load_finetuned",
     "manifest_candidates", "manifest_path", "meets_bar", "plain_name", "preview_name",
-    "read_card", "read_manifest", "release_key", "sha256", "verify_file", "weights_path",
+    "read_card", "read_manifest", "release_key", "release_status", "sha256", "verify_file",
+    "weights_path",
     "write_manifest",
 ]

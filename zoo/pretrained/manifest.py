@@ -105,6 +105,11 @@ def meets_bar(entry):
     return gap is not None and gap <= PUBLISHING_BAR
 
 
+def release_status(entry):
+    """"shipped" for an entry that meets the bar, else "preview"."""
+    return "shipped" if meets_bar(entry) else "preview"
+
+
 def is_preview(name):
     """Whether a manifest key names a preview."""
     return name.endswith(PREVIEW_SUFFIX)
