@@ -93,9 +93,7 @@ def main(argv):
     if FLAGS.json:
         raise UserError(f"{name} has no pretrained checkpoint, so no manifest entry to print.")
     print("\n".join(describe_architecture(name)))
-    if registry.split_name(name)[1] and pretrained.has_checkpoint(pretrained.preview_name(name)):
-        try:
-            zoo.info(name)
-        except ValueError as error:  # the preview's tag and its gap to the paper
-            print(f"  {error}")
+    refusal = pretrained.preview_refusal(name)
+    if refusal:
+        print(f"  {refusal}")
     return 0

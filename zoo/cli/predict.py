@@ -109,12 +109,9 @@ def check_model_flags(model_name, weights=None, finetuned=None, random_weights=F
         raise UserError(str(error)) from None
     if (weights is None and not random_weights
             and not pretrained.has_checkpoint(model_name)):
-        preview = pretrained.preview_name(model_name) if registry.split_name(model_name)[1] else None
-        if preview and pretrained.has_checkpoint(preview):
-            try:
-                pretrained.info(model_name)
-            except ValueError as error:  # names the preview's tag and its gap
-                raise UserError(f"--model {error}") from None
+        refusal = pretrained.preview_refusal(model_name)
+        if refusal:
+            raise UserError(f"--model {refusal}")
         raise UserError(
             f"{model_name} has no pretrained checkpoint (zoo list --pretrained); give "
             "--weights, or --random_weights for an untrained network.")

@@ -229,25 +229,42 @@ def checkpoint_key(name, checkpoints):
     return None
 
 
+def preview_refusal(name, checkpoints=None):
+    """The one line that refuses the plain name of a network whose only
+    checkpoint is a preview, naming the preview's tag; None for any other name."""
+    if not isinstance(name, str):
+        return None
+    checkpoints = read_manifest()["checkpoints"] if checkpoints is None else checkpoints
+    try:
+        _, dataset = registry.split_name(name)
+    except ValueError:
+        return None
+    # Only the plain name ("-cifar10" or ".cifar10") points at the preview.
+    if dataset is None or registry.split_tag(name)[1] not in (None, dataset):
+        return None
+    preview = checkpoints.get(preview_name(name))
+    if preview is None or checkpoint_key(name, checkpoints) is not None:
+        return None
+    gap = gap_to_paper(preview)
+    return (f"{name!r} has only a preview checkpoint, "
+            f"{100 * preview['metrics']['top1']:.2f}% top-1"
+            + (f", {gap:.2f} points below its paper's {preview['paper']['top1']:.2f}%"
+               if gap is not None else ", with no paper figure to meet")
+            + f" (the bar is {PUBLISHING_BAR} points): load it as {preview['name']!r}.")
+
+
 def _unknown_message(name, checkpoints):
     if not isinstance(name, str):
         return f"A model name must be a string, got {type(name).__name__}."
+    refusal = preview_refusal(name, checkpoints)
+    if refusal:
+        return refusal
     pretrained = sorted(checkpoints)
     try:
-        _, dataset = registry.split_name(name)
+        registry.split_name(name)
         buildable = True
     except ValueError:
-        dataset, buildable = None, False
-    # Only the plain name ("-cifar10" or ".cifar10") points at the preview.
-    plain = dataset is not None and registry.split_tag(name)[1] in (None, dataset)
-    preview = checkpoints.get(preview_name(name)) if plain else None
-    if preview is not None:
-        gap = gap_to_paper(preview)
-        return (f"{name!r} has only a preview checkpoint, "
-                f"{100 * preview['metrics']['top1']:.2f}% top-1"
-                + (f", {gap:.2f} points below its paper's {preview['paper']['top1']:.2f}%"
-                   if gap is not None else ", with no paper figure to meet")
-                + f" (the bar is {PUBLISHING_BAR} points): load it as {preview['name']!r}.")
+        buildable = False
     close = difflib.get_close_matches(name.strip().lower(), pretrained, n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     if buildable:

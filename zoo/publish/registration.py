@@ -194,7 +194,7 @@ def _register_run(name, run_dir, tag, *, weights, data_dir, record_dir, command,
     below_bar_of = shipped_now.get(name) if key != name else None
     if below_bar_of and below_bar_of["weights"]["file"] == os.path.basename(shipped):
         below_bar_of = None
-    declined = below_bar_of is not None or (not replace_lower and lower_than_shipped(report, old))
+    declined = not replace_lower and lower_than_shipped(report, old)
 
     if record_dir:
         os.makedirs(record_dir, exist_ok=True)
@@ -245,12 +245,9 @@ def _register_run(name, run_dir, tag, *, weights, data_dir, record_dir, command,
                              "epochs_total") or old["training"].get("epochs")}}
         if remove_superseded and os.path.exists(old_path):
             os.remove(old_path)
-    if key == name and preview in manifest["checkpoints"]:
-        dropped = manifest["checkpoints"].pop(preview)
-        dropped_path = os.path.join(checkpoints_dir, dropped["weights"]["file"])
-        if (remove_superseded and dropped["weights"]["file"] != os.path.basename(shipped)
-                and os.path.exists(dropped_path)):
-            os.remove(dropped_path)
+    if key == name:
+        # `old` was the preview (a plain name and its preview never both ship).
+        manifest["checkpoints"].pop(preview, None)
     manifest["checkpoints"][key] = entry
     pretrained.write_manifest(manifest, path)
     return {**entry, "shipped": True}
